@@ -1,0 +1,222 @@
+import { protocolError, tooBig, WebSocketError } from './errors.js';
+import { type Frame, isControlOpcode, isKnownOpcode, MAX_CONTROL_PAYLOAD, Rsv } from './frame.js';
+import { applyMask } from './mask.js';
+
+export interface FrameHeader {
+  fin: boolean;
+  rsv: number;
+  opcode: number;
+  masked: boolean;
+  length: number;
+}
+
+export interface FrameParserOptions {
+  /** 'server' expects masked frames, 'client' unmasked ones (RFC 6455 §5.1). */
+  side: 'client' | 'server';
+  /** Largest payload accepted; a larger length fails with 1009 before any payload is read. */
+  maxFrameSize: number;
+  /** RSV bits that negotiated extensions give a meaning to (RSV1 for permessage-deflate). */
+  allowedRsv?: number;
+  /** Called once a header is complete and valid, before its payload is read. May throw. */
+  onHeader?: (header: FrameHeader) => void;
+  /** Called with each unmasked piece of a payload that is still incomplete. May throw. */
+  onPartialPayload?: (piece: Buffer, header: FrameHeader) => void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Incremental frame parser: bytes in, frames out. Bytes may arrive in any chunking.
+ * Header rules of RFC 6455 §5.2-§5.5 are checked as soon as the header is complete,
+ * so an oversized or malformed frame fails before its payload is buffered.
+ */
+export class FrameParser {
+  allowedRsv: number;
+  maxFrameSize: number;
+  private readonly expectMasked: boolean;
+  private readonly onHeader: FrameParserOptions['onHeader'];
+  private readonly onPartialPayload: FrameParserOptions['onPartialPayload'];
+
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  // Frame whose header is read but whose payload is still arriving.
+  private header: FrameHeader | null = null;
+  private readonly maskKey = Buffer.alloc(4);
+  private payload: Buffer = EMPTY;
+  private received = 0;
+  private failed = false;
+
+  constructor(options: FrameParserOptions) {
+    this.expectMasked = options.side === 'server';
+    this.maxFrameSize = options.maxFrameSize;
+    this.allowedRsv = options.allowedRsv ?? 0;
+    this.onHeader = options.onHeader;
+    this.onPartialPayload = options.onPartialPayload;
+  }
+
+  /** Bytes held that are not yet part of a returned frame. */
+  get bufferedAmount(): number {
+    return this.buffered + this.received;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0 || this.failed) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** The next complete frame, or null until more bytes arrive. Throws WebSocketError. */
+  next(): Frame | null {
+    if (this.failed) return null;
+    try {
+      return this.parse();
+    } catch (err) {
+      this.failed = true;
+      this.chunks = [];
+      this.buffered = 0;
+      this.payload = EMPTY;
+      throw err;
+    }
+  }
+
+  private parse(): Frame | null {
+    let header = this.header;
+    if (header === null) {
+      header = this.readHeader();
+      if (header === null) return null;
+      if (header.length <= this.buffered) {
+        const payload = header.length === 0 ? EMPTY : this.take(header.length);
+        if (header.masked && payload.length > 0) applyMask(payload, this.maskKey);
+        return toFrame(header, payload);
+      }
+      // The payload spans several reads: collect it into one buffer, unmasking each
+      // piece as it arrives, so partial content can be inspected (UTF-8 fail-fast).
+      this.header = header;
+      this.payload = Buffer.allocUnsafe(header.length);
+      this.received = 0;
+    }
+    while (this.buffered > 0 && this.received < header.length) {
+      const first = this.chunks[0]!;
+      const n = Math.min(first.length, header.length - this.received);
+      const piece = this.payload.subarray(this.received, this.received + n);
+      first.copy(piece, 0, 0, n);
+      this.dropFront(n);
+      if (header.masked) applyMask(piece, this.maskKey, this.received);
+      this.received += n;
+      if (this.received < header.length) this.onPartialPayload?.(piece, header);
+    }
+    if (this.received < header.length) return null;
+    const frame = toFrame(header, this.payload);
+    this.header = null;
+    this.payload = EMPTY;
+    this.received = 0;
+    return frame;
+  }
+
+  private readHeader(): FrameHeader | null {
+    if (this.buffered < 2) return null;
+    const b0 = this.byteAt(0);
+    const b1 = this.byteAt(1);
+    const masked = (b1 & 0x80) !== 0;
+    const len7 = b1 & 0x7f;
+    const extra = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+    const size = 2 + extra + (masked ? 4 : 0);
+    if (this.buffered < size) return null;
+
+    const fin = (b0 & 0x80) !== 0;
+    const rsv = (b0 >> 4) & 7;
+    const opcode = b0 & 0x0f;
+    // RFC 6455 §5.2: reserved bits must be 0 unless an extension defines them.
+    if ((rsv & ~this.allowedRsv) !== 0)
+      throw protocolError(`Reserved bits set without a negotiated extension (RSV=${rsv})`);
+    if (!isKnownOpcode(opcode)) throw protocolError(`Reserved opcode 0x${opcode.toString(16)}`);
+    if (isControlOpcode(opcode)) {
+      // RFC 6455 §5.5: control frames are never fragmented and carry at most 125 bytes.
+      if (!fin) throw protocolError('Fragmented control frame');
+      if (len7 > MAX_CONTROL_PAYLOAD) throw protocolError('Control frame payload longer than 125 bytes');
+      // RFC 7692 §6: per-message compression applies to data messages only.
+      if (rsv !== 0) throw protocolError('Reserved bits set on a control frame');
+    } else if (opcode === 0 && (rsv & Rsv.RSV1) !== 0) {
+      // RFC 7692 §6.1: RSV1 marks the first frame of a compressed message only.
+      throw protocolError('RSV1 set on a continuation frame');
+    }
+    // RFC 6455 §5.1: clients mask every frame, servers never do.
+    if (masked !== this.expectMasked) {
+      throw protocolError(masked ? 'Masked frame from the server' : 'Unmasked frame from the client');
+    }
+
+    let length = len7;
+    if (len7 === 126) {
+      length = (this.byteAt(2) << 8) | this.byteAt(3);
+    } else if (len7 === 127) {
+      const hi =
+        ((this.byteAt(2) << 24) | (this.byteAt(3) << 16) | (this.byteAt(4) << 8) | this.byteAt(5)) >>> 0;
+      const lo =
+        ((this.byteAt(6) << 24) | (this.byteAt(7) << 16) | (this.byteAt(8) << 8) | this.byteAt(9)) >>> 0;
+      // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+      if (hi & 0x80000000) throw protocolError('64-bit payload length with the most significant bit set');
+      length = hi * 0x100000000 + lo;
+    }
+    if (length > this.maxFrameSize) {
+      throw tooBig(`Frame payload of ${length} bytes exceeds maxFrameSize (${this.maxFrameSize})`);
+    }
+    if (masked) {
+      const k = 2 + extra;
+      this.maskKey[0] = this.byteAt(k);
+      this.maskKey[1] = this.byteAt(k + 1);
+      this.maskKey[2] = this.byteAt(k + 2);
+      this.maskKey[3] = this.byteAt(k + 3);
+    }
+    const header: FrameHeader = { fin, rsv, opcode, masked, length };
+    this.dropFront(size);
+    this.onHeader?.(header);
+    return header;
+  }
+
+  private byteAt(index: number): number {
+    for (const chunk of this.chunks) {
+      if (index < chunk.length) return chunk[index]!;
+      index -= chunk.length;
+    }
+    throw new WebSocketError(1011, 'Parser read past its buffer');
+  }
+
+  /** Removes `n` buffered bytes (n <= buffered). */
+  private dropFront(n: number): void {
+    this.buffered -= n;
+    while (n > 0) {
+      const first = this.chunks[0]!;
+      if (n >= first.length) {
+        n -= first.length;
+        this.chunks.shift();
+      } else {
+        this.chunks[0] = first.subarray(n);
+        n = 0;
+      }
+    }
+  }
+
+  /** Removes and returns `n` buffered bytes: a view when they sit in one chunk. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      const out = first.subarray(0, n);
+      this.dropFront(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const k = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, k);
+      filled += k;
+      this.dropFront(k);
+    }
+    return out;
+  }
+}
+
+function toFrame(h: FrameHeader, payload: Buffer): Frame {
+  return { fin: h.fin, rsv: h.rsv, opcode: h.opcode, masked: h.masked, payload };
+}

@@ -1,0 +1,310 @@
+import { CloseCode } from './close-codes.js';
+import { buildClosePayload, parseClosePayload, truncateUtf8 } from './close-frame.js';
+import { WebSocketError } from './errors.js';
+import { type DataOpcode, type Frame, isControlOpcode, Opcode, Rsv } from './frame.js';
+import { FrameParser } from './frame-parser.js';
+import { encodeFrame } from './frame-writer.js';
+import { MessageAssembler } from './message-assembler.js';
+
+export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
+export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
+
+export type Side = 'client' | 'server';
+
+export interface ProtocolOptions {
+  side: Side;
+  /** Default 1 MiB. */
+  maxFrameSize?: number;
+  /** Default 1 MiB; for compressed messages, counted after inflation. */
+  maxMessageSize?: number;
+  /** permessage-deflate was negotiated: RSV1 marks compressed messages. */
+  compression?: boolean;
+}
+
+export type ProtocolEvent =
+  | { type: 'message'; opcode: DataOpcode; data: Buffer }
+  /** A frame of a compressed message: inflate it, then call receiveInflated(). */
+  | { type: 'inflate'; data: Buffer; fin: boolean }
+  | { type: 'ping'; data: Buffer }
+  | { type: 'pong'; data: Buffer }
+  /** The peer's Close frame (code 1005 when it had none). */
+  | { type: 'close'; code: number; reason: string }
+  /** The peer broke the protocol; a Close frame with error.code is queued. */
+  | { type: 'error'; error: WebSocketError };
+
+export interface SendOptions {
+  /** false: this is a fragment; later sends of the same type continue the message. */
+  fin?: boolean;
+  /** Payload is already deflated (RFC 7692): sets RSV1 on the message's first frame. */
+  compressed?: boolean;
+}
+
+export const DEFAULT_MAX_SIZE = 1024 * 1024;
+
+/**
+ * The WebSocket connection as a state machine, without I/O (the model of
+ * python-websockets' protocol.py). Bytes go in through receiveData(); frames come out
+ * of nextFrame() and are turned into events by receiveFrame(). Everything to write goes
+ * to an output queue read with takeOutput(). Nothing here blocks, reads a clock or
+ * touches a socket: the transport decides when to call what.
+ */
+export class Protocol {
+  readonly side: Side;
+  state: ReadyState = ReadyState.OPEN;
+  /** The Close frame we sent, once sent. */
+  closeSent: { code: number; reason: string } | undefined;
+  /** The Close frame we received, once received. */
+  closeReceived: { code: number; reason: string } | undefined;
+  /** The violation that failed the connection, if any. */
+  failure: WebSocketError | undefined;
+
+  private readonly parser: FrameParser;
+  private readonly assembler: MessageAssembler;
+  private readonly compression: boolean;
+  private output: Buffer[] = [];
+  private events: ProtocolEvent[] = [];
+  private inflating = false;
+  /** Opcode of the outgoing fragmented message in progress, 0 when none. */
+  private outgoingOpcode: 0 | DataOpcode = 0;
+
+  constructor(options: ProtocolOptions) {
+    this.side = options.side;
+    this.compression = options.compression ?? false;
+    this.assembler = new MessageAssembler(options.maxMessageSize ?? DEFAULT_MAX_SIZE);
+    this.parser = new FrameParser({
+      side: options.side,
+      maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_SIZE,
+      allowedRsv: this.compression ? Rsv.RSV1 : 0,
+      onHeader: (h) => this.assembler.checkHeader(h),
+      onPartialPayload: (piece, h) => this.assembler.checkPartialPayload(piece, h),
+    });
+  }
+
+  get maxMessageSize(): number {
+    return this.assembler.maxMessageSize;
+  }
+
+  /** Bytes received and held by the parser. */
+  get bufferedInbound(): number {
+    return this.parser.bufferedAmount;
+  }
+
+  /** Room left in the compressed message being inflated. */
+  get inflateBudget(): number {
+    return this.assembler.remaining;
+  }
+
+  /** Should the transport close the TCP connection now? RFC 6455 §7.1.1: the server closes first. */
+  get shouldCloseTransport(): boolean {
+    if (this.failure !== undefined) return true;
+    return this.side === 'server' && this.closeSent !== undefined && this.closeReceived !== undefined;
+  }
+
+  // ---- inbound -------------------------------------------------------------------------
+
+  receiveData(chunk: Buffer): void {
+    // RFC 6455 §5.5.1: nothing is processed after the peer's Close frame.
+    if (this.closeReceived !== undefined || this.failure !== undefined || this.state === ReadyState.CLOSED)
+      return;
+    this.parser.push(chunk);
+  }
+
+  /** The next frame parsed from the received bytes, or null (need more bytes, or failed). */
+  nextFrame(): Frame | null {
+    if (this.inflating) throw new Error('nextFrame() called while a compressed frame is being inflated');
+    if (this.closeReceived !== undefined || this.failure !== undefined) return null;
+    try {
+      return this.parser.next();
+    } catch (err) {
+      this.fail(asWebSocketError(err));
+      return null;
+    }
+  }
+
+  /** Applies the state machine to a frame (normally one from nextFrame()). */
+  receiveFrame(frame: Frame): void {
+    if (this.closeReceived !== undefined || this.failure !== undefined) return;
+    try {
+      if (isControlOpcode(frame.opcode)) this.receiveControl(frame);
+      else this.emitAssembly(this.assembler.pushFrame(frame));
+    } catch (err) {
+      this.fail(asWebSocketError(err));
+    }
+  }
+
+  /**
+   * Inflated bytes of the compressed frame announced by the last 'inflate' event;
+   * `last` marks the final piece of that frame (the message ends when that frame had fin).
+   */
+  receiveInflated(chunk: Buffer, last: boolean, fin: boolean): void {
+    if (last) this.inflating = false;
+    if (this.failure !== undefined) return;
+    try {
+      this.emitAssembly(this.assembler.pushInflated(chunk, last && fin));
+    } catch (err) {
+      this.fail(asWebSocketError(err));
+    }
+  }
+
+  /** The transport reports a failure of inflation (invalid deflate data: 1007). */
+  inflateFailed(message: string): void {
+    this.inflating = false;
+    this.fail(new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, message));
+  }
+
+  /** The transport is gone (EOF, reset or destroyed). */
+  connectionLost(): void {
+    this.state = ReadyState.CLOSED;
+    this.inflating = false;
+  }
+
+  takeEvents(): ProtocolEvent[] {
+    const events = this.events;
+    if (events.length === 0) return events;
+    this.events = [];
+    return events;
+  }
+
+  // ---- outbound ------------------------------------------------------------------------
+
+  /**
+   * Queues a data message or fragment. RFC 6455 §5.4: fragments of one message are not
+   * interleaved with other data messages, so a new message cannot start before the
+   * fragmented one ends.
+   */
+  send(opcode: DataOpcode, payload: Buffer, options: SendOptions = {}): void {
+    this.assertCanSend();
+    const fin = options.fin ?? true;
+    let frameOpcode: number = opcode;
+    let rsv = 0;
+    if (this.outgoingOpcode !== 0) {
+      if (opcode !== this.outgoingOpcode) {
+        throw new TypeError(
+          'A fragmented message is in progress: finish it (fin: true) before sending another type',
+        );
+      }
+      frameOpcode = Opcode.CONTINUATION;
+    } else if (options.compressed) {
+      if (!this.compression) throw new TypeError('permessage-deflate was not negotiated');
+      rsv = Rsv.RSV1; // RFC 7692 §6: RSV1 on the first frame only
+    }
+    this.outgoingOpcode = fin ? 0 : opcode;
+    this.writeFrame({ fin, rsv, opcode: frameOpcode, masked: this.side === 'client', payload });
+  }
+
+  /** Is an outgoing fragmented message open (sent with fin: false)? */
+  get sendingFragments(): boolean {
+    return this.outgoingOpcode !== 0;
+  }
+
+  ping(payload: Buffer = Buffer.alloc(0)): void {
+    this.assertCanSend();
+    this.sendControl(Opcode.PING, payload);
+  }
+
+  pong(payload: Buffer = Buffer.alloc(0)): void {
+    this.assertCanSend();
+    this.sendControl(Opcode.PONG, payload);
+  }
+
+  /**
+   * Starts the closing handshake (RFC 6455 §7.1.2), or answers the peer's Close.
+   * `code` undefined sends a Close frame without a status code.
+   */
+  close(code: number | undefined = CloseCode.NORMAL_CLOSURE, reason = ''): void {
+    if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) return;
+    const payload = buildClosePayload(code, reason);
+    this.writeFrame({ fin: true, rsv: 0, opcode: Opcode.CLOSE, masked: this.side === 'client', payload });
+    this.closeSent = { code: code ?? CloseCode.NO_STATUS_RCVD, reason };
+    this.state = ReadyState.CLOSING;
+  }
+
+  /**
+   * Low level: writes a frame as given (the caller owns the frame's validity), except
+   * that the mask bit follows the side, as RFC 6455 §5.1 requires.
+   */
+  sendFrame(frame: Frame): void {
+    if (frame.opcode === Opcode.CLOSE) {
+      if (this.closeSent !== undefined)
+        throw new WebSocketError(CloseCode.PROTOCOL_ERROR, 'Close frame already sent');
+      const parsed = frame.payload.length === 0 ? undefined : parseClosePayload(frame.payload);
+      this.writeFrame({ ...frame, masked: this.side === 'client' });
+      this.closeSent = parsed ?? { code: CloseCode.NO_STATUS_RCVD, reason: '' };
+      this.state = ReadyState.CLOSING;
+      return;
+    }
+    this.assertCanSend();
+    this.writeFrame({ ...frame, masked: this.side === 'client' });
+  }
+
+  takeOutput(): Buffer[] {
+    const out = this.output;
+    if (out.length === 0) return out;
+    this.output = [];
+    return out;
+  }
+
+  /** Fails the connection (RFC 6455 §7.1.7): queues a Close with the error's code. */
+  fail(error: WebSocketError): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    this.inflating = false;
+    this.events.push({ type: 'error', error });
+    if (this.closeSent === undefined && this.state !== ReadyState.CLOSED) {
+      const code =
+        error.code >= 1000 && error.code !== 1005 && error.code !== 1006 && error.code !== 1015
+          ? error.code
+          : 1002;
+      this.close(code, truncateUtf8(error.message));
+    }
+  }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  private receiveControl(frame: Frame): void {
+    switch (frame.opcode) {
+      case Opcode.PING:
+        this.events.push({ type: 'ping', data: frame.payload });
+        return;
+      case Opcode.PONG:
+        this.events.push({ type: 'pong', data: frame.payload });
+        return;
+      case Opcode.CLOSE: {
+        const { code, reason } = parseClosePayload(frame.payload);
+        this.closeReceived = { code, reason };
+        this.events.push({ type: 'close', code, reason });
+        // RFC 6455 §5.5.1: answer with a Close, echoing the status code received.
+        if (this.closeSent === undefined) this.close(code === CloseCode.NO_STATUS_RCVD ? undefined : code);
+        return;
+      }
+    }
+  }
+
+  private emitAssembly(result: ReturnType<MessageAssembler['pushFrame']>): void {
+    if (result === null) return;
+    if (result.type === 'inflate') this.inflating = true;
+    this.events.push(result);
+  }
+
+  private sendControl(opcode: number, payload: Buffer): void {
+    if (payload.length > 125) throw new RangeError('Control frame payload must be at most 125 bytes');
+    this.writeFrame({ fin: true, rsv: 0, opcode, masked: this.side === 'client', payload });
+  }
+
+  private assertCanSend(): void {
+    if (this.closeSent !== undefined || this.state !== ReadyState.OPEN) {
+      throw new WebSocketError(CloseCode.NO_STATUS_RCVD, 'The connection is closing or closed');
+    }
+  }
+
+  private writeFrame(frame: Frame): void {
+    const parts = encodeFrame(frame);
+    for (const part of parts) this.output.push(part);
+  }
+}
+
+function asWebSocketError(err: unknown): WebSocketError {
+  if (err instanceof WebSocketError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new WebSocketError(CloseCode.INTERNAL_SERVER_ERROR, message, { cause: err });
+}
