@@ -32,7 +32,7 @@ export type ProtocolEvent =
   /** The peer broke the protocol; a Close frame with error.code is queued. */
   | { type: 'error'; error: WebSocketError };
 
-export interface SendOptions {
+export interface ProtocolSendOptions {
   /** false: this is a fragment; later sends of the same type continue the message. */
   fin?: boolean;
   /** Payload is already deflated (RFC 7692): sets RSV1 on the message's first frame. */
@@ -57,6 +57,11 @@ export class Protocol {
   closeReceived: { code: number; reason: string } | undefined;
   /** The violation that failed the connection, if any. */
   failure: WebSocketError | undefined;
+  /**
+   * Sees every outgoing frame before it is encoded; returns the frame to write (possibly
+   * changed) or null to drop it. The transport's outbound frame stages hook in here.
+   */
+  onOutboundFrame: ((frame: Frame) => Frame | null) | undefined;
 
   private readonly parser: FrameParser;
   private readonly assembler: MessageAssembler;
@@ -172,7 +177,7 @@ export class Protocol {
    * interleaved with other data messages, so a new message cannot start before the
    * fragmented one ends.
    */
-  send(opcode: DataOpcode, payload: Buffer, options: SendOptions = {}): void {
+  send(opcode: DataOpcode, payload: Buffer, options: ProtocolSendOptions = {}): void {
     this.assertCanSend();
     const fin = options.fin ?? true;
     let frameOpcode: number = opcode;
@@ -298,6 +303,11 @@ export class Protocol {
   }
 
   private writeFrame(frame: Frame): void {
+    if (this.onOutboundFrame !== undefined) {
+      const changed = this.onOutboundFrame(frame);
+      if (changed === null) return;
+      frame = changed;
+    }
     const parts = encodeFrame(frame);
     for (const part of parts) this.output.push(part);
   }

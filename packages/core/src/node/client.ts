@@ -1,0 +1,237 @@
+import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { type HandshakeResponse, HandshakeError, WebSocketError } from '../protocol/errors.js';
+import { formatExtensions } from '../protocol/extensions.js';
+import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
+import {
+  type PerMessageDeflateOptions,
+  acceptResponse,
+  buildOffers,
+  PERMESSAGE_DEFLATE,
+} from '../protocol/permessage-deflate.js';
+import { WebSocket } from './connection.js';
+import { createPerMessageDeflate } from './deflate.js';
+import { createLogger } from './logger.js';
+import { type ConnectionOptions, DEFAULTS, type TlsOptions, resolveConnectionOptions } from './options.js';
+
+export interface ClientOptions extends ConnectionOptions {
+  /** Subprotocols to offer, in order of preference. */
+  protocols?: string[];
+  /** Extra request headers. */
+  headers?: Record<string, string>;
+  /** The Origin header (browsers send one; Node clients usually don't). */
+  origin?: string;
+  /**
+   * permessage-deflate: true for the defaults, options, or a list of offers tried in order
+   * (e.g. `[{ serverMaxWindowBits: 10 }, {}]`: "window 10, else plain deflate").
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions | PerMessageDeflateOptions[];
+  /** Follow up to this many 3xx redirects. Default 0. */
+  followRedirects?: number;
+  /** Origin-form request line (GET /path). false sends the absolute form (GET ws://host/path). Default true. */
+  stripHost?: boolean;
+  tls?: TlsOptions;
+  /** 4 or 6: resolve the host name to IPv4 or IPv6 only. */
+  family?: 4 | 6;
+  /** The handshake must complete within this many ms. Default 10000. */
+  handshakeTimeout?: number;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+/**
+ * Opens a WebSocket connection (ws: or wss:). Resolves once the handshake succeeded.
+ * A non-101 answer rejects with HandshakeError whose `.response` holds status, headers
+ * and body; a response that breaks the protocol rejects with HandshakeError, an
+ * unacceptable extension answer with WebSocketError 1010.
+ */
+export async function connect(url: string | URL, options: ClientOptions = {}): Promise<WebSocket> {
+  const connectionOptions = resolveConnectionOptions(options);
+  let target = new URL(url);
+  let redirectsLeft = options.followRedirects ?? 0;
+  for (;;) {
+    const outcome = await attempt(target, options, connectionOptions);
+    if (outcome instanceof WebSocket) return outcome;
+    if (redirectsLeft-- <= 0) throw outcome.error;
+    target = outcome.location;
+  }
+}
+
+type Attempt = WebSocket | { error: HandshakeError; location: URL };
+
+function attempt(
+  url: URL,
+  options: ClientOptions,
+  connectionOptions: ReturnType<typeof resolveConnectionOptions>,
+): Promise<Attempt> {
+  const secure = url.protocol === 'wss:' || url.protocol === 'https:';
+  if (!secure && url.protocol !== 'ws:' && url.protocol !== 'http:') {
+    return Promise.reject(new SyntaxError(`Unsupported URL scheme ${url.protocol} (use ws: or wss:)`));
+  }
+  const key = generateKey();
+  const protocols = options.protocols ?? [];
+  const deflateOffers = toOfferList(options.perMessageDeflate);
+  const extensions = deflateOffers.length > 0 ? formatExtensions(buildOffers(deflateOffers)) : '';
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port ? Number(url.port) : secure ? 443 : 80;
+  const headers = buildRequestHeaders({
+    key,
+    protocols,
+    extensions,
+    ...(options.origin !== undefined ? { origin: options.origin } : {}),
+    ...(options.headers ? { headers: options.headers } : {}),
+  });
+  const path = options.stripHost === false ? url.href : `${url.pathname}${url.search}`;
+  const tls = options.tls ?? {};
+  const timeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
+  const log = createLogger(options.logger, options.logLevel);
+
+  return new Promise<Attempt>((resolve, reject) => {
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const requestOptions = {
+      host: hostname,
+      port,
+      path,
+      method: 'GET',
+      headers,
+      agent: false as const,
+      ...(options.family ? { family: options.family } : {}),
+      ...(secure
+        ? {
+            ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+            ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+            ...(tls.key !== undefined ? { key: tls.key } : {}),
+            ...(tls.pfx !== undefined ? { pfx: tls.pfx } : {}),
+            ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+            rejectUnauthorized: tls.rejectUnauthorized ?? true,
+            servername: tls.servername ?? (isIp(hostname) ? '' : hostname),
+          }
+        : {}),
+    };
+    const req: ClientRequest = secure ? httpsRequest(requestOptions) : httpRequest(requestOptions);
+    const timer = setTimeout(() => {
+      settle(() => reject(new HandshakeError(`Handshake timed out after ${timeout} ms`, { status: 0 })));
+      req.destroy();
+    }, timeout);
+
+    req.on('error', (err) => settle(() => reject(err)));
+
+    req.on('response', (res: IncomingMessage) => {
+      readBody(res).then(
+        (body) => {
+          const response: HandshakeResponse = {
+            status: res.statusCode ?? 0,
+            ...(res.statusMessage !== undefined ? { statusText: res.statusMessage } : {}),
+            headers: res.headers,
+            body,
+          };
+          const error = new HandshakeError(
+            `Unexpected server response: ${response.status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`,
+            { response },
+          );
+          const location = res.headers.location;
+          if (response.status >= 300 && response.status < 400 && location) {
+            try {
+              settle(() => resolve({ error, location: new URL(location, url) }));
+              return;
+            } catch {
+              // An unparsable Location: report the response itself.
+            }
+          }
+          settle(() => reject(error));
+        },
+        (err: unknown) => settle(() => reject(err)),
+      );
+    });
+
+    req.on('upgrade', (res: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const response: HandshakeResponse = { status: res.statusCode ?? 0, headers: res.headers, body: '' };
+      let ws: WebSocket;
+      try {
+        const checked = validateResponse({ status: response.status, headers: res.headers }, { key, protocols });
+        let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
+        const foreign = checked.extensions.find((e) => e.name !== PERMESSAGE_DEFLATE);
+        if (foreign !== undefined) {
+          throw new WebSocketError(1010, `The server accepted an extension that was not offered: ${foreign.name}`);
+        }
+        if (checked.extensions.length > 0) {
+          if (deflateOffers.length === 0) {
+            throw new WebSocketError(1010, 'The server accepted permessage-deflate, which was not offered');
+          }
+          const params = acceptResponse(checked.extensions, deflateOffers);
+          if (params !== null) compressor = createPerMessageDeflate(params, 'client', deflateOffers[0]!);
+        }
+        ws = new WebSocket({
+          side: 'client',
+          socket,
+          options: connectionOptions,
+          ...(checked.protocol !== undefined ? { protocol: checked.protocol } : {}),
+          extensions: checked.extensions.length > 0 ? formatExtensions(checked.extensions) : '',
+          ...(compressor ? { compressor } : {}),
+          path: url.pathname,
+          head,
+          logger: log,
+        });
+      } catch (err) {
+        failUpgrade(socket, err);
+        const error =
+          err instanceof HandshakeError
+            ? new HandshakeError(err.message, { status: err.status, response, cause: err })
+            : err;
+        settle(() => reject(error));
+        return;
+      }
+      settle(() => resolve(ws));
+    });
+
+    req.end();
+  });
+}
+
+/**
+ * RFC 6455 §4.1: a client that rejects the server's handshake response fails the
+ * connection. For a bad extension answer the connection is established at the TCP
+ * level, so a Close with 1010 tells the server why (§7.4.1).
+ */
+function failUpgrade(socket: Duplex, err: unknown): void {
+  if (err instanceof WebSocketError && err.code === 1010) {
+    // A masked Close frame with code 1010 and no reason (client -> server).
+    const mask = [0x12, 0x34, 0x56, 0x78];
+    socket.end(Buffer.from([0x88, 0x82, ...mask, 0x03 ^ mask[0]!, 0xf2 ^ mask[1]!]));
+    setTimeout(() => socket.destroy(), 1000).unref();
+    return;
+  }
+  socket.destroy();
+}
+
+function toOfferList(option: ClientOptions['perMessageDeflate']): PerMessageDeflateOptions[] {
+  if (option === undefined || option === false) return [];
+  if (option === true) return [{}];
+  return Array.isArray(option) ? option : [option];
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+function readBody(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    res.on('data', (chunk: Buffer) => {
+      if (length >= MAX_ERROR_BODY) return;
+      chunks.push(chunk);
+      length += chunk.length;
+    });
+    res.on('end', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
+    res.on('error', reject);
+    res.on('close', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
+  });
+}

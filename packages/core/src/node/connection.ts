@@ -1,0 +1,832 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { CloseCode } from '../protocol/close-codes.js';
+import { buildClosePayload } from '../protocol/close-frame.js';
+import { WebSocketError } from '../protocol/errors.js';
+import { type DataOpcode, type Frame, Opcode } from '../protocol/frame.js';
+import { Protocol, type ProtocolEvent, ReadyState, type Side } from '../protocol/protocol.js';
+import type { MessageCompressor } from './compressor.js';
+import { type Logger, silentLogger } from './logger.js';
+import { Message } from './message.js';
+import type { ResolvedConnectionOptions } from './options.js';
+import { type Stage, autoPing, autoPong } from './stages.js';
+
+export type Data = string | ArrayBufferView | ArrayBuffer;
+
+export interface SendOptions {
+  /** Send a string as a binary message. Buffers and views are binary unless `binary: false`. */
+  binary?: boolean;
+  /** false: don't compress this message even when permessage-deflate is on. */
+  compress?: boolean;
+  /** false: this is a fragment; later sends of the same type continue it until fin: true. */
+  fin?: boolean;
+}
+
+export interface CloseInfo {
+  /** The peer's close code, 1005 when its Close had none, 1006 when there was no Close. */
+  code: number;
+  reason: string;
+  /** Both Close frames were exchanged before the TCP connection ended. */
+  wasClean: boolean;
+}
+
+/** Where server-side connections register their topic subscriptions (the server). */
+export interface TopicHub {
+  subscribe(ws: WebSocket, topic: string): void;
+  unsubscribe(ws: WebSocket, topic: string): void;
+}
+
+export interface ConnectionInit {
+  side: Side;
+  socket: Duplex;
+  options: ResolvedConnectionOptions;
+  protocol?: string;
+  extensions?: string;
+  compressor?: MessageCompressor;
+  path?: string;
+  /** Bytes that arrived with the handshake, after its head. */
+  head?: Buffer;
+  logger?: Logger;
+  hub?: TopicHub;
+}
+
+type PendingSend = PendingData | PendingClose;
+
+interface PendingClose {
+  kind: 'close';
+  code: number;
+  reason: string;
+}
+
+interface PendingData {
+  kind: 'data';
+  opcode: DataOpcode;
+  payload: Buffer;
+  fin: boolean;
+  compress: boolean;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+interface PendingPing {
+  start: number;
+  resolve: (rtt: number) => void;
+  reject: (err: Error) => void;
+}
+
+const EMPTY = Buffer.alloc(0);
+const FRAME_TAP_LIMIT = 1024;
+
+function toPayload(data: Data): Buffer {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (Buffer.isBuffer(data)) return data;
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  throw new TypeError('send() takes a string, an ArrayBufferView or an ArrayBuffer');
+}
+
+const notOpen = (state: number) =>
+  new WebSocketError(CloseCode.NO_STATUS_RCVD, `WebSocket is not open (readyState ${state})`);
+
+/**
+ * A WebSocket connection on a Node socket, either side. This is the I/O half: it moves
+ * bytes between the socket and a sans-I/O `Protocol`, runs the frame stages, timers,
+ * compression, and the message APIs (`receive()`, `for await`, 'message' events).
+ */
+export class WebSocket extends EventEmitter {
+  static readonly CONNECTING = ReadyState.CONNECTING;
+  static readonly OPEN = ReadyState.OPEN;
+  static readonly CLOSING = ReadyState.CLOSING;
+  static readonly CLOSED = ReadyState.CLOSED;
+
+  readonly isServer: boolean;
+  readonly protocol: string;
+  readonly extensions: string;
+  readonly path: string;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  /** Round-trip time of the last answered ping, in ms (undefined before the first). */
+  rtt: number | undefined;
+  /** Settles when the TCP connection is gone, with how it closed. */
+  readonly closed: Promise<CloseInfo>;
+  /** Topics this connection is subscribed to (server side). */
+  readonly topics = new Set<string>();
+
+  private readonly socket: Duplex;
+  private readonly proto: Protocol;
+  private readonly opts: ResolvedConnectionOptions;
+  private readonly log: Logger;
+  private readonly compressor: MessageCompressor | undefined;
+  private readonly hub: TopicHub | undefined;
+  private stageList: Stage[] = [];
+
+  private inbox: Message[] = [];
+  private waiters: Array<(msg: Message | null) => void> = [];
+  private frameTaps = new Set<Frame[] & { wake?: () => void }>();
+  private pauseReasons = new Set<string>();
+  private inflating = false;
+  private processing = false;
+
+  private sendQueue: PendingSend[] = [];
+  private sendQueueBytes = 0;
+  private sending = false;
+  private outgoingCompressed = false;
+  private corked = false;
+  private drainWaiters: Array<() => void> = [];
+  private pendingPings = new Map<string, PendingPing>();
+  private pingCounter = 0;
+
+  private lastActivity = Date.now();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private resolveClosed!: (info: CloseInfo) => void;
+  private finished = false;
+  private backpressureReported = false;
+
+  constructor(init: ConnectionInit) {
+    super({ captureRejections: true });
+    this.isServer = init.side === 'server';
+    this.socket = init.socket;
+    this.opts = init.options;
+    this.log = init.logger ?? silentLogger;
+    this.compressor = init.compressor;
+    this.hub = init.hub;
+    this.protocol = init.protocol ?? '';
+    this.extensions = init.extensions ?? '';
+    this.path = init.path ?? '/';
+    const s = init.socket as Partial<Socket>;
+    this.remoteAddress = s.remoteAddress;
+    this.remotePort = s.remotePort;
+    this.localAddress = s.localAddress;
+    this.localPort = s.localPort;
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    this.proto = new Protocol({
+      side: init.side,
+      maxFrameSize: this.opts.maxFrameSize,
+      maxMessageSize: this.opts.maxMessageSize,
+      compression: init.compressor !== undefined,
+    });
+
+    const socket = this.socket as Socket;
+    if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    if (typeof socket.setTimeout === 'function') socket.setTimeout(0);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('close', () => this.finish());
+    socket.on('error', (err: Error) => this.onSocketError(err));
+    socket.on('drain', () => this.onDrain());
+
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'message' && this.inbox.length > 0) queueMicrotask(() => this.flushInboxToListeners());
+    });
+
+    this.use(autoPong());
+    if (this.opts.pingInterval > 0) this.use(autoPing(this.opts.pingInterval));
+    this.armIdleTimer();
+    if (init.head && init.head.length > 0) this.onData(init.head);
+  }
+
+  // ---- introspection -------------------------------------------------------------------
+
+  get readyState(): ReadyState {
+    return this.proto.state;
+  }
+
+  /** Bytes accepted by send() but not yet written to the network. */
+  get bufferedAmount(): number {
+    return this.socket.writableLength + this.sendQueueBytes;
+  }
+
+  /** The stages in their order, auto-pong and auto-ping included. */
+  get stages(): readonly Stage[] {
+    return this.stageList;
+  }
+
+  // ---- sending -------------------------------------------------------------------------
+
+  /**
+   * Sends a message, or a fragment with `fin: false`. Resolves when the bytes are handed
+   * to the socket — after its 'drain' when the socket's buffer is full, so a loop of
+   * `await ws.send()` follows the peer's pace.
+   */
+  send(data: Data, options: SendOptions = {}): Promise<void> {
+    if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent) {
+      return Promise.reject(notOpen(this.proto.state));
+    }
+    let payload: Buffer;
+    try {
+      payload = toPayload(data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const binary = options.binary ?? typeof data !== 'string';
+    const opcode: DataOpcode = binary ? Opcode.BINARY : Opcode.TEXT;
+    const fin = options.fin ?? true;
+    const compress =
+      this.compressor !== undefined &&
+      options.compress !== false &&
+      (this.proto.sendingFragments ? this.outgoingCompressed : payload.length >= this.compressor.threshold);
+
+    if (!compress && !this.sending && this.sendQueue.length === 0) {
+      try {
+        this.proto.send(opcode, payload, { fin });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return this.flush();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.sendQueue.push({ kind: 'data', opcode, payload, fin, compress, resolve, reject });
+      this.sendQueueBytes += payload.length;
+      if (!this.sending) void this.pumpSends();
+    });
+  }
+
+  /** Sends a Ping; resolves with the round-trip time in ms when its Pong arrives. */
+  ping(data?: Data): Promise<number> {
+    if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent) {
+      return Promise.reject(notOpen(this.proto.state));
+    }
+    let payload: Buffer;
+    if (data === undefined) {
+      payload = Buffer.allocUnsafe(4);
+      payload.writeUInt32BE(this.pingCounter++ >>> 0);
+    } else {
+      payload = toPayload(data);
+    }
+    const key = payload.toString('latin1');
+    if (this.pendingPings.has(key)) return Promise.reject(new Error('A ping with this payload is already pending'));
+    try {
+      this.proto.ping(payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.pendingPings.set(key, { start: performance.now(), resolve, reject });
+      this.flush().catch(() => {});
+    });
+  }
+
+  /** Sends an unsolicited Pong (a unidirectional heartbeat, RFC 6455 §5.5.3). */
+  pong(data: Data = EMPTY): void {
+    if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent) return;
+    this.proto.pong(toPayload(data));
+    this.flush().catch(() => {});
+  }
+
+  /**
+   * Starts the closing handshake, after the messages already accepted by send(). Resolves
+   * when the connection is closed; the socket is destroyed after closeTimeout if the peer
+   * does not complete the handshake.
+   */
+  close(code: number = CloseCode.NORMAL_CLOSURE, reason = ''): Promise<CloseInfo> {
+    if (this.finished || this.proto.closeSent) return this.closed;
+    try {
+      if (this.sending || this.sendQueue.length > 0) {
+        buildClosePayload(code, reason); // validate now, so a bad code fails this call
+        this.sendQueue.push({ kind: 'close', code, reason });
+      } else {
+        this.proto.close(code, reason);
+        this.afterCloseSent();
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.closed;
+  }
+
+  /** Destroys the socket at once, without a closing handshake. */
+  terminate(): void {
+    this.socket.destroy();
+    this.finish();
+  }
+
+  // ---- receiving -----------------------------------------------------------------------
+
+  /** The next message in order; null once the connection is closing and no message is left. */
+  receive(): Promise<Message | null> {
+    const msg = this.inbox.shift();
+    if (msg !== undefined) {
+      this.afterInboxShift();
+      return Promise.resolve(msg);
+    }
+    if (this.finished || this.proto.closeReceived || this.proto.failure) return Promise.resolve(null);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
+    for (;;) {
+      const msg = await this.receive();
+      if (msg === null) return;
+      yield msg;
+    }
+  }
+
+  /**
+   * Runs `handler` for every message with at most `concurrency` at once, in arrival
+   * order of start. Reading pauses while all slots are busy. A handler that throws or
+   * rejects closes the connection with 1011. Resolves when the connection is closed.
+   */
+  async consume(
+    handler: (msg: Message, ws: WebSocket) => unknown,
+    options: { concurrency?: number } = {},
+  ): Promise<void> {
+    const limit = Math.max(1, options.concurrency ?? 1);
+    const inflight = new Set<Promise<void>>();
+    for (;;) {
+      const msg = await this.receive();
+      if (msg === null) break;
+      const task: Promise<void> = Promise.resolve()
+        .then(() => handler(msg, this))
+        .then(
+          () => {},
+          (err: unknown) => this.handlerFailed(err),
+        )
+        .finally(() => inflight.delete(task));
+      inflight.add(task);
+      if (inflight.size >= limit) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+  }
+
+  // ---- low level -----------------------------------------------------------------------
+
+  /** Writes a frame as given (the mask bit follows the side). Outbound stages apply. */
+  sendFrame(frame: Frame): Promise<void> {
+    try {
+      this.proto.sendFrame(frame);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (frame.opcode === Opcode.CLOSE) this.afterCloseSent();
+    return this.flush();
+  }
+
+  /** Every inbound frame, after the inbound stages, as it arrives. */
+  frames(): AsyncIterable<Frame> {
+    const tap = [] as Frame[] & { wake?: () => void };
+    const taps = this.frameTaps;
+    const self = this;
+    taps.add(tap);
+    return {
+      [Symbol.asyncIterator](): AsyncIterator<Frame> {
+        return {
+          async next(): Promise<IteratorResult<Frame>> {
+            for (;;) {
+              const frame = tap.shift();
+              if (frame !== undefined) {
+                if (tap.length < FRAME_TAP_LIMIT / 2) self.resumeReading('frames');
+                return { value: frame, done: false };
+              }
+              if (self.finished || !taps.has(tap)) return { value: undefined, done: true };
+              await new Promise<void>((resolve) => {
+                tap.wake = resolve;
+              });
+            }
+          },
+          async return(): Promise<IteratorResult<Frame>> {
+            taps.delete(tap);
+            self.resumeReading('frames');
+            return { value: undefined, done: true };
+          },
+        };
+      },
+    };
+  }
+
+  /** Adds a frame stage (after the existing ones). Replaces a stage of the same name. */
+  use(stage: Stage): this {
+    const existing = this.stageList.findIndex((s) => s.name === stage.name);
+    if (existing >= 0) this.unuse(stage.name);
+    this.stageList = [...this.stageList, stage];
+    this.syncOutboundHook();
+    if (!this.finished) stage.attach?.(this);
+    return this;
+  }
+
+  /** Removes the stage with this name (e.g. 'auto-pong', 'auto-ping'). */
+  unuse(name: string): boolean {
+    const stage = this.stageList.find((s) => s.name === name);
+    if (stage === undefined) return false;
+    this.stageList = this.stageList.filter((s) => s !== stage);
+    this.syncOutboundHook();
+    stage.detach?.(this);
+    return true;
+  }
+
+  // ---- pub/sub -------------------------------------------------------------------------
+
+  subscribe(topic: string): void {
+    if (this.hub === undefined) throw new Error('subscribe() needs a server-side connection');
+    this.topics.add(topic);
+    this.hub.subscribe(this, topic);
+  }
+
+  unsubscribe(topic: string): void {
+    this.topics.delete(topic);
+    this.hub?.unsubscribe(this, topic);
+  }
+
+  /**
+   * Writes frames encoded once for many connections (publish). Returns false when the
+   * connection can't take data now (closing, or inside an outgoing fragmented message).
+   * @internal
+   */
+  sendEncoded(bytes: Buffer): boolean {
+    if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent || this.proto.sendingFragments) return false;
+    if (this.sending || this.sendQueue.length > 0) return false;
+    this.writeToSocket([bytes]);
+    return true;
+  }
+
+  // ---- internals: inbound --------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    this.lastActivity = Date.now();
+    this.proto.receiveData(chunk);
+    this.processInbound();
+  }
+
+  private processInbound(): void {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (this.pauseReasons.size === 0 && !this.inflating) {
+        let frame = this.proto.nextFrame();
+        if (frame === null) break;
+        for (const stage of this.stageList) {
+          if (stage.inbound === undefined) continue;
+          const out: Frame | null = stage.inbound(frame, this);
+          if (out === null) break;
+          frame = out;
+        }
+        if (frame === null) continue;
+        for (const tap of this.frameTaps) {
+          tap.push(frame);
+          tap.wake?.();
+          if (tap.length >= FRAME_TAP_LIMIT) this.pauseReading('frames');
+        }
+        this.proto.receiveFrame(frame);
+        this.handleEvents();
+      }
+      this.handleEvents();
+    } catch (err) {
+      this.internalError(err);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private handleEvents(): void {
+    const events = this.proto.takeEvents();
+    for (const event of events) this.handleEvent(event);
+    this.flush().catch(() => {});
+    if (this.proto.shouldCloseTransport) this.closeTransport();
+  }
+
+  private handleEvent(event: ProtocolEvent): void {
+    switch (event.type) {
+      case 'message':
+        this.deliver(new Message(event.opcode === Opcode.TEXT ? 'text' : 'binary', event.data));
+        return;
+      case 'inflate':
+        this.inflate(event.data, event.fin);
+        return;
+      case 'ping':
+        this.emit('ping', event.data);
+        return;
+      case 'pong':
+        this.onPong(event.data);
+        return;
+      case 'close':
+        this.log.debug({ code: event.code, reason: event.reason }, 'close frame received');
+        this.wakeWaiters();
+        this.armCloseTimer();
+        return;
+      case 'error': {
+        const err = event.error;
+        this.log.debug({ code: err.code, err: err.message }, 'protocol error from peer');
+        if (this.opts.propagateCommonErrors) this.emitError(err);
+        this.wakeWaiters();
+        this.armCloseTimer();
+        return;
+      }
+    }
+  }
+
+  private inflate(data: Buffer, fin: boolean): void {
+    const compressor = this.compressor;
+    if (compressor === undefined) return;
+    this.inflating = true;
+    const limit = this.proto.inflateBudget;
+    compressor
+      .decompress(data, fin, limit, (chunk) => {
+        this.proto.receiveInflated(chunk, false, fin);
+        this.handleEvents();
+      })
+      .then(
+        () => this.proto.receiveInflated(EMPTY, true, fin),
+        (err: unknown) => {
+          if (err instanceof WebSocketError) this.proto.fail(err);
+          else this.proto.inflateFailed(err instanceof Error ? err.message : String(err));
+        },
+      )
+      .then(() => {
+        this.inflating = false;
+        this.handleEvents();
+        this.processInbound();
+      })
+      .catch((err: unknown) => this.internalError(err));
+  }
+
+  private deliver(msg: Message): void {
+    if (this.listenerCount('message') > 0) {
+      this.emitMessage(msg);
+      return;
+    }
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) {
+      waiter(msg);
+      return;
+    }
+    this.inbox.push(msg);
+    if (this.inbox.length >= this.opts.maxQueuedMessages) this.pauseReading('inbox');
+  }
+
+  private emitMessage(msg: Message): void {
+    try {
+      this.emit('message', msg);
+    } catch (err) {
+      this.handlerFailed(err);
+    }
+  }
+
+  private flushInboxToListeners(): void {
+    while (this.inbox.length > 0 && this.listenerCount('message') > 0) {
+      this.emitMessage(this.inbox.shift()!);
+    }
+    this.afterInboxShift();
+  }
+
+  private afterInboxShift(): void {
+    if (this.inbox.length < Math.ceil(this.opts.maxQueuedMessages / 2)) this.resumeReading('inbox');
+  }
+
+  private wakeWaiters(): void {
+    if (this.inbox.length > 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w(null);
+  }
+
+  private onPong(data: Buffer): void {
+    this.emit('pong', data);
+    const key = data.toString('latin1');
+    if (!this.pendingPings.has(key)) return;
+    // RFC 6455 §5.5.3: a Pong may answer only the latest Ping; it acknowledges earlier ones.
+    const now = performance.now();
+    for (const [k, ping] of this.pendingPings) {
+      this.pendingPings.delete(k);
+      const rtt = now - ping.start;
+      ping.resolve(rtt);
+      if (k === key) {
+        this.rtt = rtt;
+        break;
+      }
+    }
+  }
+
+  private pauseReading(reason: string): void {
+    if (this.pauseReasons.has(reason)) return;
+    this.pauseReasons.add(reason);
+    this.socket.pause();
+  }
+
+  private resumeReading(reason: string): void {
+    if (!this.pauseReasons.delete(reason) || this.pauseReasons.size > 0 || this.finished) return;
+    this.socket.resume();
+    queueMicrotask(() => this.processInbound());
+  }
+
+  // ---- internals: outbound -------------------------------------------------------------
+
+  private async pumpSends(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.sendQueue.length > 0) {
+        const item = this.sendQueue[0]!;
+        if (item.kind === 'close') {
+          this.sendQueue.shift();
+          if (!this.finished && !this.proto.closeSent) {
+            this.proto.close(item.code, item.reason);
+            this.afterCloseSent();
+          }
+          continue;
+        }
+        try {
+          let payload = item.payload;
+          if (item.compress && this.compressor !== undefined) {
+            if (!this.proto.sendingFragments) this.outgoingCompressed = true;
+            payload = await this.compressor.compress(item.payload, item.fin);
+          }
+          this.sendQueue.shift();
+          this.sendQueueBytes -= item.payload.length;
+          if (this.finished || this.proto.closeSent) throw notOpen(this.proto.state);
+          this.proto.send(item.opcode, payload, { fin: item.fin, compressed: item.compress });
+          if (item.fin) this.outgoingCompressed = false;
+          this.flush().then(item.resolve, item.reject);
+        } catch (err) {
+          if (this.sendQueue[0] === item) {
+            this.sendQueue.shift();
+            this.sendQueueBytes -= item.payload.length;
+          }
+          item.reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  /** Writes what the protocol queued. Resolves when handed over (after 'drain' if needed). */
+  private flush(): Promise<void> {
+    const out = this.proto.takeOutput();
+    if (out.length === 0) return Promise.resolve();
+    return this.writeToSocket(out);
+  }
+
+  private writeToSocket(buffers: Buffer[]): Promise<void> {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return Promise.reject(notOpen(this.proto.state));
+    // Many small writes in one tick leave in one syscall (writev on uncork).
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
+    let ok = true;
+    for (const b of buffers) ok = socket.write(b);
+    this.checkBackpressure();
+    if (ok) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private onDrain(): void {
+    this.backpressureReported = false;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private checkBackpressure(): void {
+    if (this.backpressureReported || this.bufferedAmount <= this.opts.maxBufferedAmount) return;
+    this.backpressureReported = true;
+    if (this.opts.onBackpressure) {
+      this.opts.onBackpressure(this);
+      return;
+    }
+    this.log.warn({ bufferedAmount: this.bufferedAmount }, 'slow consumer: closing with 1008');
+    // The peer isn't reading: a Close queued behind megabytes would never be seen.
+    this.proto.fail(new WebSocketError(CloseCode.POLICY_VIOLATION, 'Slow consumer: too much data buffered'));
+    this.proto.takeEvents();
+    this.proto.takeOutput();
+    this.armCloseTimer();
+    this.socket.end();
+  }
+
+  private syncOutboundHook(): void {
+    const outbound = this.stageList.filter((s) => s.outbound !== undefined).reverse();
+    this.proto.onOutboundFrame =
+      outbound.length === 0
+        ? undefined
+        : (frame) => {
+            let current: Frame | null = frame;
+            for (const stage of outbound) {
+              current = stage.outbound!(current, this);
+              if (current === null) return null;
+            }
+            return current;
+          };
+  }
+
+  // ---- internals: closing --------------------------------------------------------------
+
+  private afterCloseSent(): void {
+    this.flush().catch(() => {});
+    this.armCloseTimer();
+    if (this.proto.shouldCloseTransport) this.closeTransport();
+  }
+
+  private closeTransport(): void {
+    if (this.finished) return;
+    const socket = this.socket;
+    if (!socket.writableEnded) socket.end();
+    this.armCloseTimer();
+  }
+
+  private armCloseTimer(): void {
+    if (this.closeTimer !== undefined || this.finished) return;
+    this.closeTimer = setTimeout(() => {
+      this.log.debug({ closeTimeout: this.opts.closeTimeout }, 'close timeout: destroying the socket');
+      this.socket.destroy();
+      this.finish();
+    }, this.opts.closeTimeout);
+  }
+
+  private armIdleTimer(): void {
+    const timeout = this.opts.connectionTimeout;
+    if (timeout <= 0) return;
+    const check = () => {
+      if (this.finished) return;
+      const idle = Date.now() - this.lastActivity;
+      if (idle < timeout) {
+        this.idleTimer = setTimeout(check, timeout - idle);
+        return;
+      }
+      this.log.info({ idle }, 'connection timeout: nothing received');
+      if (this.proto.closeSent) {
+        this.socket.destroy();
+        this.finish();
+      } else {
+        this.close(CloseCode.GOING_AWAY, 'connection timeout').catch(() => {});
+      }
+    };
+    this.idleTimer = setTimeout(check, timeout);
+  }
+
+  private onEnd(): void {
+    // The peer closed its side. RFC 6455 §7.1.1: the TCP close follows the Close frames.
+    if (!this.socket.writableEnded) this.socket.end();
+    this.armCloseTimer();
+  }
+
+  private onSocketError(err: Error): void {
+    this.log.debug({ err: err.message }, 'socket error');
+    if (this.opts.propagateCommonErrors) this.emitError(err);
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.proto.connectionLost();
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.closeTimer);
+    for (const stage of this.stageList) stage.detach?.(this);
+    this.compressor?.close();
+    if (!this.socket.destroyed) this.socket.destroy();
+
+    const received = this.proto.closeReceived;
+    const info: CloseInfo = {
+      code: received?.code ?? CloseCode.ABNORMAL_CLOSURE,
+      reason: received?.reason ?? '',
+      wasClean: received !== undefined && this.proto.closeSent !== undefined,
+    };
+    const closedErr = notOpen(ReadyState.CLOSED);
+    for (const ping of this.pendingPings.values()) ping.reject(closedErr);
+    this.pendingPings.clear();
+    for (const item of this.sendQueue) if (item.kind === 'data') item.reject(closedErr);
+    this.sendQueue = [];
+    this.sendQueueBytes = 0;
+    this.onDrain();
+    for (const topic of this.topics) this.hub?.unsubscribe(this, topic);
+    this.wakeWaiters();
+    for (const tap of this.frameTaps) tap.wake?.();
+    this.log.debug(info, 'connection closed');
+    this.emit('close', info.code, info.reason);
+    this.resolveClosed(info);
+  }
+
+  // ---- internals: errors ---------------------------------------------------------------
+
+  /** A user handler failed: close with 1011 and report it. */
+  handlerFailed(err: unknown): void {
+    this.log.error({ err }, 'handler error: closing with 1011');
+    this.emitError(err instanceof Error ? err : new Error(String(err)));
+    if (!this.proto.closeSent && !this.finished) {
+      this.close(CloseCode.INTERNAL_SERVER_ERROR, 'Internal error').catch(() => {});
+    }
+  }
+
+  private internalError(err: unknown): void {
+    this.log.error({ err }, 'internal error');
+    this.proto.fail(new WebSocketError(CloseCode.INTERNAL_SERVER_ERROR, 'Internal error'));
+    this.handleEvents();
+  }
+
+  private emitError(err: Error): void {
+    // Never throw from an 'error' nobody listens to.
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  override [EventEmitter.captureRejectionSymbol](err: unknown): void {
+    this.handlerFailed(err);
+  }
+}

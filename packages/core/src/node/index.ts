@@ -1,0 +1,18 @@
+export { connect, type ClientOptions } from './client.js';
+export type { MessageCompressor } from './compressor.js';
+export { type CloseInfo, type Data, type SendOptions, WebSocket } from './connection.js';
+export { createPerMessageDeflate, ZlibLimiter, zlibContexts, zlibLimiter } from './deflate.js';
+export { createLogger, type LogLevel, type Logger, silentLogger } from './logger.js';
+export { Message } from './message.js';
+export { type ConnectionOptions, DEFAULTS, type TlsOptions } from './options.js';
+export {
+  type AccessHooks,
+  type Handler,
+  type Reply,
+  type RouteOptions,
+  type ServerOptions,
+  type UpgradeContext,
+  WebSocketServer,
+} from './server.js';
+export { autoPing, autoPong, type Stage } from './stages.js';
+export { checkOrigin, type OriginPolicy, originGuard, type UpgradeRequest } from './upgrade-request.js';

@@ -1,0 +1,422 @@
+import { type IncomingMessage, type Server as HttpServer, createServer as createHttpServer } from 'node:http';
+import { type Server as HttpsServer, createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { CloseCode } from '../protocol/close-codes.js';
+import { HandshakeError } from '../protocol/errors.js';
+import { formatExtensions } from '../protocol/extensions.js';
+import { encodeFrame } from '../protocol/frame-writer.js';
+import { Opcode } from '../protocol/frame.js';
+import { compileGlob, globMatch } from '../protocol/glob.js';
+import { buildAcceptResponse, buildRejectionResponse, selectSubprotocol, validateRequest } from '../protocol/handshake.js';
+import { type PerMessageDeflateOptions, negotiate } from '../protocol/permessage-deflate.js';
+import { type Data, type TopicHub, WebSocket } from './connection.js';
+import { createPerMessageDeflate } from './deflate.js';
+import { type Logger, createLogger } from './logger.js';
+import { type ConnectionOptions, DEFAULTS, type DeflateOption, type TlsOptions, resolveConnectionOptions } from './options.js';
+import { type OriginPolicy, type UpgradeRequest, buildUpgradeRequest, checkOrigin } from './upgrade-request.js';
+
+export type Handler = (ws: WebSocket, req: UpgradeRequest) => void | Promise<void>;
+
+/** Writes the HTTP refusal of an upgrade: status, body and extra headers. */
+export type Reply = (status: number, body?: string, headers?: Record<string, string>) => void;
+
+export interface AccessHooks {
+  /** Decides whether to accept; false -> accessDenied. Default: the same-origin check. */
+  acceptConnection?: (req: UpgradeRequest) => boolean | Promise<boolean>;
+  /** Writes the refusal. Default: 403 "Access denied". */
+  accessDenied?: (req: UpgradeRequest, reply: Reply) => void;
+  /** Allowed Origin values (globs; '*' for any) or a predicate, for the default acceptConnection. */
+  origins?: OriginPolicy;
+}
+
+export interface RouteOptions extends AccessHooks, ConnectionOptions {
+  /** Subprotocols this route speaks, as globs in preference order (or a chooser). */
+  protocols?: readonly string[] | ((offered: string[]) => string | undefined | null);
+  perMessageDeflate?: DeflateOption;
+}
+
+export interface ServerOptions extends RouteOptions {
+  /** An upgrade request slower than this (ms) is dropped. Default 10000. */
+  handshakeTimeout?: number;
+  /** Further upgrades are answered 503. Default Infinity. */
+  maxConnections?: number;
+  /** For listen(): serve wss:// with this certificate and key. */
+  tls?: TlsOptions;
+}
+
+interface Route {
+  pattern: string;
+  regex: RegExp;
+  handler: Handler;
+  options: RouteOptions;
+}
+
+export interface UpgradeContext {
+  /** Route parameters found by a framework router. */
+  params?: Record<string, string>;
+  /** Per-route options from an adapter (override the server's). */
+  route?: RouteOptions;
+}
+
+const noopHandler: Handler = () => {};
+
+/**
+ * A WebSocket server: routes upgrade requests to handlers. Use it standalone (listen),
+ * on an existing http/https server (attach), or from a framework (handleUpgrade).
+ */
+export class WebSocketServer implements TopicHub {
+  readonly options: ServerOptions;
+  private readonly routes: Route[] = [];
+  private readonly clientSet = new Set<WebSocket>();
+  private readonly topicIndex = new Map<string, Set<WebSocket>>();
+  private readonly log: Logger;
+  private readonly handshakeTimeout: number;
+  private readonly maxConnections: number;
+  private readonly pendingHandshakes = new WeakMap<Duplex, NodeJS.Timeout | null>();
+  private ownServer: HttpServer | HttpsServer | undefined;
+  private attached = new Set<HttpServer | HttpsServer>();
+  private closing = false;
+  private upgrading = 0;
+
+  constructor(options: ServerOptions = {}) {
+    resolveConnectionOptions(options); // validate early
+    this.options = options;
+    this.log = createLogger(options.logger, options.logLevel);
+    this.handshakeTimeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
+    this.maxConnections = options.maxConnections ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Connections that completed the handshake and are not closed yet. */
+  get clients(): ReadonlySet<WebSocket> {
+    return this.clientSet;
+  }
+
+  /** Adds a route: `pattern` is a glob on the URL path, e.g. "/chat/*". First match wins. */
+  route(pattern: string, handler: Handler, routeOptions: RouteOptions = {}): this {
+    resolveConnectionOptions(routeOptions);
+    this.routes.push({ pattern, regex: compileGlob(pattern), handler, options: routeOptions });
+    return this;
+  }
+
+  /** Connections whose remote end matches: `host` and `port` are globs ("10.0.*", "5*"). */
+  find(filter: { host?: string; port?: string }): WebSocket[] {
+    const out: WebSocket[] = [];
+    for (const ws of this.clientSet) {
+      if (filter.host !== undefined && !globMatch(filter.host, ws.remoteAddress ?? '')) continue;
+      if (filter.port !== undefined && !globMatch(filter.port, String(ws.remotePort ?? ''))) continue;
+      out.push(ws);
+    }
+    return out;
+  }
+
+  // ---- pub/sub -------------------------------------------------------------------------
+
+  subscribe(ws: WebSocket, topic: string): void {
+    let set = this.topicIndex.get(topic);
+    if (set === undefined) {
+      set = new Set();
+      this.topicIndex.set(topic, set);
+    }
+    set.add(ws);
+  }
+
+  unsubscribe(ws: WebSocket, topic: string): void {
+    const set = this.topicIndex.get(topic);
+    if (set === undefined) return;
+    set.delete(ws);
+    if (set.size === 0) this.topicIndex.delete(topic);
+  }
+
+  /**
+   * Sends a message to every subscriber of `topic`, encoding the frame once. Returns the
+   * number of connections it went to. Messages are published uncompressed.
+   */
+  publish(topic: string, data: Data, opts: { binary?: boolean } = {}): number {
+    const set = this.topicIndex.get(topic);
+    if (set === undefined || set.size === 0) return 0;
+    const payload =
+      typeof data === 'string'
+        ? Buffer.from(data)
+        : Buffer.isBuffer(data)
+          ? data
+          : ArrayBuffer.isView(data)
+            ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+            : Buffer.from(data);
+    const binary = opts.binary ?? typeof data !== 'string';
+    const frame = encodeFrame({
+      fin: true,
+      rsv: 0,
+      opcode: binary ? Opcode.BINARY : Opcode.TEXT,
+      masked: false,
+      payload,
+    });
+    const bytes = frame.length === 1 ? frame[0]! : Buffer.concat(frame);
+    let count = 0;
+    for (const ws of set) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (!ws.sendEncoded(bytes)) {
+        // Busy with an ordered send (compression, fragments): queue behind it.
+        ws.send(payload, { binary, compress: false }).catch(() => {});
+      }
+      count++;
+    }
+    return count;
+  }
+
+  // ---- serving -------------------------------------------------------------------------
+
+  /** Listens to `server`'s 'upgrade' events (and times out stalled handshakes). */
+  attach(server: HttpServer | HttpsServer): this {
+    if (this.attached.has(server)) return this;
+    this.attached.add(server);
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.handleUpgrade(req, socket, head).catch((err: unknown) => {
+        this.log.error({ err }, 'upgrade failed');
+        socket.destroy();
+      });
+    });
+    const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
+    server.on(event, (socket: Socket) => this.trackHandshake(socket));
+    server.on('request', (req: IncomingMessage) => this.handshakeDone(req.socket));
+    return this;
+  }
+
+  /** Starts a standalone http (or https, with `tls`) server for this WebSocketServer. */
+  async listen(port: number, host?: string): Promise<AddressInfo> {
+    if (this.ownServer !== undefined) throw new Error('listen() was already called');
+    const tls = this.options.tls;
+    const server = tls
+      ? createHttpsServer({ ...tls, handshakeTimeout: this.handshakeTimeout })
+      : createHttpServer();
+    server.on('request', (_req, res) => {
+      const body = 'Upgrade Required: this endpoint speaks WebSocket.\n';
+      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'close' });
+      res.end(body);
+    });
+    this.ownServer = server;
+    this.attach(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server.address() as AddressInfo;
+  }
+
+  /** The standalone server started by listen(), if any. */
+  get server(): HttpServer | HttpsServer | undefined {
+    return this.ownServer;
+  }
+
+  /**
+   * Handles one upgrade request (from an 'upgrade' event or a framework). Answers it with
+   * 101 and returns the connection, or with an HTTP refusal and returns null. Never throws
+   * for bad input: every refusal is an HTTP answer.
+   */
+  async handleUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    handler?: Handler,
+    context: UpgradeContext = {},
+  ): Promise<WebSocket | null> {
+    this.trackHandshake(socket);
+    socket.on('error', onEarlyError);
+    try {
+      return await this.upgrade(req, socket, head, handler, context);
+    } catch (err) {
+      this.log.error({ err }, 'unexpected error during the handshake');
+      this.refuse(socket, 500, 'Internal Server Error');
+      return null;
+    } finally {
+      socket.off('error', onEarlyError);
+    }
+  }
+
+  private async upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    explicitHandler: Handler | undefined,
+    context: UpgradeContext,
+  ): Promise<WebSocket | null> {
+    if (socket.destroyed) return null;
+    const url = req.url ?? '/';
+    const path = url.split('?', 1)[0]!;
+    let route: Route | undefined;
+    if (explicitHandler === undefined) {
+      route = this.routes.find((r) => r.regex.test(path));
+      if (route === undefined) {
+        this.refuse(socket, 404, `No WebSocket route for ${path}`);
+        return null;
+      }
+    }
+    const opts: RouteOptions = { ...this.options, ...route?.options, ...context.route };
+
+    let validated: ReturnType<typeof validateRequest>;
+    try {
+      validated = validateRequest({ method: req.method ?? '', httpVersion: req.httpVersion, url, headers: req.headers });
+    } catch (err) {
+      if (err instanceof HandshakeError) {
+        this.refuse(socket, err.status, err.message, err.headers);
+        return null;
+      }
+      throw err;
+    }
+    if (this.closing) {
+      this.refuse(socket, 503, 'The server is shutting down');
+      return null;
+    }
+    if (this.clientSet.size + this.upgrading >= this.maxConnections) {
+      this.refuse(socket, 503, 'Too many connections');
+      return null;
+    }
+
+    const upgradeReq = buildUpgradeRequest(req, {
+      protocols: validated.protocols,
+      extensions: validated.extensions,
+      ...(context.params ? { params: context.params } : {}),
+    });
+    this.upgrading++;
+    let accepted: boolean;
+    try {
+      accepted = opts.acceptConnection
+        ? await opts.acceptConnection(upgradeReq)
+        : checkOrigin(upgradeReq, opts.origins);
+    } catch (err) {
+      this.log.error({ err }, 'acceptConnection threw: refusing');
+      accepted = false;
+    } finally {
+      this.upgrading--;
+    }
+    if (socket.destroyed) return null;
+    if (!accepted) {
+      this.deny(socket, upgradeReq, opts);
+      return null;
+    }
+
+    const protocol = opts.protocols ? selectSubprotocol(validated.protocols, opts.protocols) : undefined;
+    let extensions = '';
+    let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
+    const deflate = deflateOptions(opts.perMessageDeflate);
+    if (deflate !== undefined) {
+      const agreed = negotiate(validated.extensions, deflate);
+      if (agreed !== null) {
+        extensions = formatExtensions([agreed.response]);
+        compressor = createPerMessageDeflate(agreed.params, 'server', deflate);
+      }
+    }
+
+    const response = buildAcceptResponse({
+      key: validated.key,
+      ...(protocol !== undefined ? { protocol } : {}),
+      extensions,
+    });
+    this.handshakeDone(socket);
+    socket.write(response);
+    const ws = new WebSocket({
+      side: 'server',
+      socket,
+      options: resolveConnectionOptions(opts),
+      ...(protocol !== undefined ? { protocol } : {}),
+      extensions,
+      ...(compressor ? { compressor } : {}),
+      path,
+      head,
+      logger: opts.logger || opts.logLevel ? createLogger(opts.logger, opts.logLevel) : this.log,
+      hub: this,
+    });
+    this.clientSet.add(ws);
+    ws.closed.then(() => this.clientSet.delete(ws));
+    this.log.debug({ path, remote: ws.remoteAddress, protocol, extensions }, 'connection open');
+
+    const handler = explicitHandler ?? route?.handler ?? noopHandler;
+    try {
+      const result = handler(ws, upgradeReq);
+      if (result instanceof Promise) result.catch((err: unknown) => ws.handlerFailed(err));
+    } catch (err) {
+      ws.handlerFailed(err);
+    }
+    return ws;
+  }
+
+  private deny(socket: Duplex, req: UpgradeRequest, opts: RouteOptions): void {
+    let replied = false;
+    const reply: Reply = (status, body = '', headers) => {
+      if (replied) return;
+      replied = true;
+      this.refuse(socket, status, body, headers);
+    };
+    try {
+      if (opts.accessDenied) opts.accessDenied(req, reply);
+    } catch (err) {
+      this.log.error({ err }, 'accessDenied threw');
+    }
+    if (!replied) reply(403, 'Access denied');
+  }
+
+  /** Answers with an HTTP error and closes the socket. */
+  private refuse(socket: Duplex, status: number, body: string, headers?: Record<string, string>): void {
+    this.handshakeDone(socket);
+    this.log.debug({ status, body }, 'upgrade refused');
+    if (socket.destroyed) return;
+    let response: string;
+    try {
+      response = buildRejectionResponse(status, `${body}\n`, headers);
+    } catch {
+      response = buildRejectionResponse(500, 'Internal Server Error\n');
+    }
+    socket.end(response);
+    // Don't wait forever for a peer that doesn't read its answer.
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  private trackHandshake(socket: Duplex): void {
+    if (this.handshakeTimeout <= 0 || this.pendingHandshakes.has(socket)) return;
+    const timer = setTimeout(() => {
+      this.log.debug({ handshakeTimeout: this.handshakeTimeout }, 'handshake timeout: dropping the socket');
+      socket.destroy();
+    }, this.handshakeTimeout);
+    timer.unref();
+    this.pendingHandshakes.set(socket, timer);
+    socket.once('close', () => this.handshakeDone(socket));
+  }
+
+  private handshakeDone(socket: Duplex): void {
+    const timer = this.pendingHandshakes.get(socket);
+    if (timer) clearTimeout(timer);
+    this.pendingHandshakes.set(socket, null);
+  }
+
+  /**
+   * Graceful shutdown: refuses new upgrades, sends `code` (going-away) to every client,
+   * and resolves when all are closed (each within its closeTimeout) and the standalone
+   * server, if any, has stopped.
+   */
+  async close(code: number = CloseCode.GOING_AWAY, reason = ''): Promise<void> {
+    this.closing = true;
+    const all = [...this.clientSet].map((ws) => ws.close(code, reason).catch(() => ws.terminate()));
+    await Promise.all(all);
+    const server = this.ownServer;
+    if (server !== undefined) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      });
+    }
+  }
+}
+
+function onEarlyError(): void {
+  // A socket error before the connection exists: the socket is destroyed, nothing to do.
+}
+
+function deflateOptions(option: DeflateOption | undefined): PerMessageDeflateOptions | undefined {
+  if (option === undefined || option === false) return undefined;
+  return option === true ? {} : option;
+}
+
+export { deflateOptions };
