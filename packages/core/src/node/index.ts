@@ -16,3 +16,5 @@ export {
 } from './server.js';
 export { autoPing, autoPong, type Stage } from './stages.js';
 export { checkOrigin, type OriginPolicy, originGuard, type UpgradeRequest } from './upgrade-request.js';
+export { createUpgradeResponse } from './upgrade-response.js';
+export { buildUpgradeRequest, originAllowed } from './upgrade-request.js';
