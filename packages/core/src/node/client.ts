@@ -1,19 +1,19 @@
-import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { type HandshakeResponse, HandshakeError, WebSocketError } from '../protocol/errors.js';
-import { formatExtensions } from '../protocol/extensions.js';
+import { HandshakeError, type HandshakeResponse, WebSocketError } from '../protocol/errors.js';
+import { type ExtensionOffer, formatExtensions } from '../protocol/extensions.js';
 import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
 import {
-  type PerMessageDeflateOptions,
   acceptResponse,
   buildOffers,
   PERMESSAGE_DEFLATE,
+  type PerMessageDeflateOptions,
 } from '../protocol/permessage-deflate.js';
 import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import { createLogger } from './logger.js';
-import { type ConnectionOptions, DEFAULTS, type TlsOptions, resolveConnectionOptions } from './options.js';
+import { type ConnectionOptions, DEFAULTS, resolveConnectionOptions, type TlsOptions } from './options.js';
 
 export interface ClientOptions extends ConnectionOptions {
   /** Subprotocols to offer, in order of preference. */
@@ -36,6 +36,11 @@ export interface ClientOptions extends ConnectionOptions {
   family?: 4 | 6;
   /** The handshake must complete within this many ms. Default 10000. */
   handshakeTimeout?: number;
+  /**
+   * Advanced: supplies the transport instead of a TCP/TLS connection (an in-memory duplex
+   * pair for tests, a tunnel). The handshake and everything after run over it.
+   */
+  createConnection?: () => Duplex;
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
@@ -101,7 +106,10 @@ function attempt(
       path,
       method: 'GET',
       headers,
-      agent: false as const,
+      // A custom transport replaces the agent (node uses createConnection only without one).
+      ...(options.createConnection
+        ? { createConnection: options.createConnection }
+        : { agent: false as const }),
       ...(options.family ? { family: options.family } : {}),
       ...(secure
         ? {
@@ -155,18 +163,29 @@ function attempt(
       const response: HandshakeResponse = { status: res.statusCode ?? 0, headers: res.headers, body: '' };
       let ws: WebSocket;
       try {
-        const checked = validateResponse({ status: response.status, headers: res.headers }, { key, protocols });
+        const checked = validateResponse(
+          { status: response.status, headers: res.headers },
+          { key, protocols },
+        );
         let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
         const foreign = checked.extensions.find((e) => e.name !== PERMESSAGE_DEFLATE);
         if (foreign !== undefined) {
-          throw new WebSocketError(1010, `The server accepted an extension that was not offered: ${foreign.name}`);
+          throw new WebSocketError(
+            1010,
+            `The server accepted an extension that was not offered: ${foreign.name}`,
+          );
         }
         if (checked.extensions.length > 0) {
           if (deflateOffers.length === 0) {
             throw new WebSocketError(1010, 'The server accepted permessage-deflate, which was not offered');
           }
           const params = acceptResponse(checked.extensions, deflateOffers);
-          if (params !== null) compressor = createPerMessageDeflate(params, 'client', deflateOffers[0]!);
+          if (params !== null) {
+            // The local settings (threshold, level, memLevel) of the offer the server took.
+            const taken =
+              deflateOffers.find((offer) => answers(checked.extensions, offer)) ?? deflateOffers[0]!;
+            compressor = createPerMessageDeflate(params, 'client', taken);
+          }
         }
         ws = new WebSocket({
           side: 'client',
@@ -209,6 +228,15 @@ function failUpgrade(socket: Duplex, err: unknown): void {
     return;
   }
   socket.destroy();
+}
+
+/** Is `response` an acceptable answer to this one offer? (acceptResponse takes the first such.) */
+function answers(response: ExtensionOffer[], offer: PerMessageDeflateOptions): boolean {
+  try {
+    return acceptResponse(response, [offer]) !== null;
+  } catch {
+    return false;
+  }
 }
 
 function toOfferList(option: ClientOptions['perMessageDeflate']): PerMessageDeflateOptions[] {

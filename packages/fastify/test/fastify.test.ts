@@ -1,0 +1,289 @@
+import { connect, HandshakeError, type WebSocket } from '@wskit/core';
+import { originGuard, wsPlugin } from '@wskit/fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const apps: FastifyInstance[] = [];
+const sockets: WebSocket[] = [];
+
+afterEach(async () => {
+  for (const ws of sockets.splice(0)) ws.terminate();
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+async function build(options: Parameters<typeof wsPlugin>[1] = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false });
+  apps.push(app);
+  await app.register(wsPlugin, options);
+  return app;
+}
+
+async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  return `ws://127.0.0.1:${address.port}`;
+}
+
+async function open(url: string, options: Parameters<typeof connect>[1] = {}): Promise<WebSocket> {
+  const ws = await connect(url, { pingInterval: 0, ...options });
+  sockets.push(ws);
+  return ws;
+}
+
+async function refusal(url: string, options: Parameters<typeof connect>[1] = {}) {
+  const err = await connect(url, { pingInterval: 0, ...options }).then(
+    (ws) => {
+      sockets.push(ws);
+      throw new Error('expected the upgrade to be refused');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(HandshakeError);
+  return (err as HandshakeError).response!;
+}
+
+describe('@wskit/fastify', () => {
+  it('serves { websocket: true } routes with params and query', async () => {
+    const app = await build();
+    app.get<{ Params: { room: string }; Querystring: { who: string } }>(
+      '/chat/:room',
+      { websocket: true },
+      async (socket, req) => {
+        await socket.send(`${req.params.room}:${req.query.who}:${req.ws}`);
+        for await (const m of socket) await socket.send(m.text().toUpperCase());
+      },
+    );
+    const url = await listen(app);
+    const ws = await open(`${url}/chat/7?who=ann`);
+    expect((await ws.receive())?.text()).toBe('7:ann:true');
+    await ws.send('hey');
+    expect((await ws.receive())?.text()).toBe('HEY');
+  });
+
+  it('works with fastify.route and serves HTTP and WebSocket on one route', async () => {
+    const app = await build();
+    app.route({
+      method: 'GET',
+      url: '/both',
+      handler: async () => ({ via: 'http' }),
+      wsHandler: async (socket) => {
+        await socket.send('via ws');
+      },
+    });
+    app.route({
+      method: 'GET',
+      url: '/ws-only',
+      websocket: true,
+      handler: async () => {},
+    });
+    const url = await listen(app);
+    const res = await request(app.server).get('/both');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ via: 'http' });
+    expect((await request(app.server).get('/ws-only')).status).toBe(426);
+    const ws = await open(`${url}/both`);
+    expect((await ws.receive())?.text()).toBe('via ws');
+  });
+
+  it('runs onRequest, preValidation and preHandler hooks on the upgrade, which can refuse it', async () => {
+    const app = await build();
+    const order: string[] = [];
+    app.addHook('onRequest', async (req) => {
+      order.push(`onRequest:${req.ws}`);
+    });
+    app.addHook('preValidation', async () => {
+      order.push('preValidation');
+    });
+    app.addHook('preHandler', async (req, reply) => {
+      order.push('preHandler');
+      if (req.headers.authorization !== 'Bearer ok') {
+        await reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: 'login first' });
+      }
+    });
+    app.get('/secure', { websocket: true }, async (socket) => {
+      order.push('handler');
+      await socket.send('in');
+    });
+    const url = await listen(app);
+    const res = await refusal(`${url}/secure`);
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer');
+    expect(JSON.parse(res.body)).toEqual({ error: 'login first' });
+    expect(order).toEqual(['onRequest:true', 'preValidation', 'preHandler']);
+
+    order.length = 0;
+    const ws = await open(`${url}/secure`, { headers: { Authorization: 'Bearer ok' } });
+    expect((await ws.receive())?.text()).toBe('in');
+    expect(order).toEqual(['onRequest:true', 'preValidation', 'preHandler', 'handler']);
+  });
+
+  it('gives an unmatched websocket path Fastify 404, and a hook error Fastify 500', async () => {
+    const app = await build();
+    app.get('/ok', { websocket: true }, () => {});
+    app.get(
+      '/boom',
+      {
+        websocket: true,
+        onRequest: async () => {
+          throw new Error('broken hook');
+        },
+      },
+      () => {},
+    );
+    const url = await listen(app);
+    const missing = await refusal(`${url}/missing`);
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body)).toMatchObject({ statusCode: 404 });
+    const boom = await refusal(`${url}/boom`);
+    expect(boom.status).toBe(500);
+    expect(JSON.parse(boom.body)).toMatchObject({ message: 'broken hook' });
+  });
+
+  it('respects plugin encapsulation: a child context route sees its decorators and hooks', async () => {
+    const app = await build();
+    await app.register(async (child) => {
+      child.decorate('greeting', 'hello from child');
+      child.addHook('onRequest', async (req) => {
+        (req as unknown as { tag: string }).tag = 'child-hook';
+      });
+      child.get('/child', { websocket: true }, async function (socket, req) {
+        const greeting = (this as unknown as { greeting: string }).greeting;
+        await socket.send(`${greeting}|${(req as unknown as { tag: string }).tag}`);
+      });
+    });
+    app.get('/parent', { websocket: true }, async function (socket, req) {
+      const has = (this as unknown as { hasDecorator(n: string): boolean }).hasDecorator('greeting');
+      await socket.send(`${has}|${(req as unknown as { tag?: string }).tag ?? 'none'}`);
+    });
+    const url = await listen(app);
+    const child = await open(`${url}/child`);
+    expect((await child.receive())?.text()).toBe('hello from child|child-hook');
+    const parent = await open(`${url}/parent`);
+    expect((await parent.receive())?.text()).toBe('false|none');
+  });
+
+  it('checks origins for the app, per route (wsOptions) and with originGuard', async () => {
+    const app = await build({ origins: ['https://app.example'] });
+    app.get('/app', { websocket: true }, async (s) => {
+      await s.send('ok');
+    });
+    app.get('/route', { websocket: true, wsOptions: { origins: ['https://route.example'] } }, async (s) => {
+      await s.send('ok');
+    });
+    app.get('/guard', { websocket: true, onRequest: originGuard(['https://guard.example']) }, async (s) => {
+      await s.send('ok');
+    });
+    const url = await listen(app);
+    expect((await refusal(`${url}/app`, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await (await open(`${url}/app`, { origin: 'https://app.example' })).receive())?.text()).toBe(
+      'ok',
+    );
+    expect((await refusal(`${url}/route`, { origin: 'https://app.example' })).status).toBe(403);
+    expect((await (await open(`${url}/route`, { origin: 'https://route.example' })).receive())?.text()).toBe(
+      'ok',
+    );
+    const guarded = await refusal(`${url}/guard`, { origin: 'https://evil.example' });
+    expect(guarded.status).toBe(403);
+    expect(guarded.body).toBe('Access denied');
+  });
+
+  it('acceptConnection and accessDenied hooks', async () => {
+    const app = await build({
+      acceptConnection: (req) => req.headers['x-key'] === 'k',
+      accessDenied: (_req, reply) => reply(401, 'key please'),
+    });
+    app.get('/k', { websocket: true }, async (s) => {
+      await s.send('in');
+    });
+    const url = await listen(app);
+    const res = await refusal(`${url}/k`);
+    expect(res.status).toBe(401);
+    expect(res.body.trim()).toBe('key please');
+    expect((await (await open(`${url}/k`, { headers: { 'X-Key': 'k' } })).receive())?.text()).toBe('in');
+  });
+
+  it('closes with 1011 when the handler throws and logs through the Fastify logger', async () => {
+    const lines: string[] = [];
+    const app = Fastify({
+      logger: { level: 'error', stream: { write: (line: string) => lines.push(line) } },
+    });
+    apps.push(app);
+    await app.register(wsPlugin);
+    app.get('/bad', { websocket: true }, async () => {
+      throw new Error('handler exploded');
+    });
+    const url = await listen(app);
+    const ws = await open(`${url}/bad`);
+    expect((await ws.closed).code).toBe(1011);
+    expect(lines.some((l) => l.includes('handler exploded'))).toBe(true);
+  });
+
+  it('fastify.close() closes every socket with 1001', async () => {
+    const app = await build();
+    app.get('/idle', { websocket: true }, () => {});
+    const url = await listen(app);
+    const a = await open(`${url}/idle`);
+    const b = await open(`${url}/idle`);
+    apps.splice(apps.indexOf(app), 1);
+    await app.close();
+    expect((await a.closed).code).toBe(1001);
+    expect((await b.closed).code).toBe(1001);
+    expect(app.websocketServer.clients.size).toBe(0);
+  });
+
+  it('injectWS opens a connection without a listening port', async () => {
+    const app = await build();
+    app.get('/echo', { websocket: true }, async (socket) => {
+      for await (const m of socket) await socket.send(m.data, { binary: m.type === 'binary' });
+    });
+    await app.ready();
+    const ws = await app.injectWS('/echo');
+    sockets.push(ws);
+    await ws.send('in memory');
+    expect((await ws.receive())?.text()).toBe('in memory');
+    await ws.send(Buffer.from([1, 2, 3]));
+    const bin = await ws.receive();
+    expect(bin?.type).toBe('binary');
+    expect([...(bin?.data ?? [])]).toEqual([1, 2, 3]);
+    expect(app.server.listening).toBe(false);
+    const refused = await app.injectWS('/nowhere').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(HandshakeError);
+    expect((refused as HandshakeError).response?.status).toBe(404);
+  });
+
+  it('works when registered inside another plugin with fastify-plugin', async () => {
+    const app = Fastify();
+    apps.push(app);
+    await app.register(
+      fp(async (inner) => {
+        await inner.register(wsPlugin);
+      }),
+    );
+    app.get('/x', { websocket: true }, async (s) => {
+      await s.send('nested');
+    });
+    await app.ready();
+    const ws = await app.injectWS('/x');
+    sockets.push(ws);
+    expect((await ws.receive())?.text()).toBe('nested');
+  });
+
+  it('serves many concurrent clients', async () => {
+    const app = await build();
+    app.get<{ Params: { id: string } }>('/n/:id', { websocket: true }, async (socket, req) => {
+      for await (const m of socket) await socket.send(`${req.params.id}:${m.text()}`);
+    });
+    const url = await listen(app);
+    const clients = await Promise.all(Array.from({ length: 50 }, (_, i) => open(`${url}/n/${i}`)));
+    const replies = await Promise.all(
+      clients.map(async (ws, i) => {
+        await ws.send(`m${i}`);
+        return (await ws.receive())?.text();
+      }),
+    );
+    expect(replies).toEqual(clients.map((_, i) => `${i}:m${i}`));
+  });
+});
