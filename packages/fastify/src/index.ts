@@ -101,38 +101,42 @@ declare module 'fastify' {
       Logger
     >;
   }
-  type RouteShorthandMethod<
+  interface RouteShorthandMethod<
     RawServer extends RawServerBase = RawServerDefault,
     RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
     RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
     TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
     Logger extends FastifyBaseLogger = FastifyBaseLogger,
-  > = <
-    RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
-    ContextConfig = ContextConfigDefault,
-    const SchemaCompiler extends FastifySchema = FastifySchema,
-  >(
-    path: string,
-    opts: RouteShorthandOptions<
-      RawServer,
-      RawRequest,
-      RawReply,
-      RouteGeneric,
-      ContextConfig,
-      SchemaCompiler,
-      TypeProvider,
-      Logger
-    > & { websocket: true },
-    handler: WebSocketHandler<
-      RawServer,
-      RawRequest,
-      RouteGeneric,
-      ContextConfig,
-      SchemaCompiler,
-      TypeProvider,
-      Logger
-    >,
-  ) => FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>;
+  > {
+    // A call signature merged into Fastify's interface (a function type could not merge).
+    // biome-ignore lint/style/useShorthandFunctionType: declaration merging
+    <
+      RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+      ContextConfig = ContextConfigDefault,
+      const SchemaCompiler extends FastifySchema = FastifySchema,
+    >(
+      path: string,
+      opts: RouteShorthandOptions<
+        RawServer,
+        RawRequest,
+        RawReply,
+        RouteGeneric,
+        ContextConfig,
+        SchemaCompiler,
+        TypeProvider,
+        Logger
+      > & { websocket: true },
+      handler: WebSocketHandler<
+        RawServer,
+        RawRequest,
+        RouteGeneric,
+        ContextConfig,
+        SchemaCompiler,
+        TypeProvider,
+        Logger
+      >,
+    ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>;
+  }
 }
 
 export interface InjectWSOptions extends ClientOptions {
