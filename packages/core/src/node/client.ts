@@ -9,6 +9,7 @@ import {
   buildOffers,
   PERMESSAGE_DEFLATE,
   type PerMessageDeflateOptions,
+  validateDeflateOptions,
 } from '../protocol/permessage-deflate.js';
 import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
@@ -53,6 +54,7 @@ const MAX_ERROR_BODY = 64 * 1024;
  */
 export async function connect(url: string | URL, options: ClientOptions = {}): Promise<WebSocket> {
   const connectionOptions = resolveConnectionOptions(options);
+  for (const offer of toOfferList(options.perMessageDeflate)) validateDeflateOptions(offer, 'client');
   let target = new URL(url);
   let redirectsLeft = options.followRedirects ?? 0;
   for (;;) {
