@@ -1,10 +1,14 @@
 export * from './close-codes.js';
 export * from './close-frame.js';
 export * from './errors.js';
+export * from './extensions.js';
 export * from './frame.js';
 export * from './frame-parser.js';
 export * from './frame-writer.js';
+export * from './glob.js';
+export * from './handshake.js';
 export { applyMask, nextMaskKey } from './mask.js';
 export * from './message-assembler.js';
+export * from './permessage-deflate.js';
 export * from './protocol.js';
 export * from './utf8.js';
