@@ -133,7 +133,8 @@ export class WebSocket extends EventEmitter {
   private sendQueue: PendingSend[] = [];
   private sendQueueBytes = 0;
   private sending = false;
-  private outgoingCompressed = false;
+  /** The outgoing fragmented message that send() calls are continuing, if any. */
+  private outgoingMessage: { opcode: DataOpcode; compress: boolean } | undefined;
   private corked = false;
   private drainWaiters: Array<() => void> = [];
   private pendingPings = new Map<string, PendingPing>();
@@ -180,12 +181,15 @@ export class WebSocket extends EventEmitter {
     socket.on('close', () => this.finish());
     socket.on('error', (err: Error) => this.onSocketError(err));
     socket.on('drain', () => this.onDrain());
+    // The peer may have ended its side before anyone listened (e.g. while an async
+    // acceptConnection ran): 'end' won't fire again, so act on it now.
+    if ((socket as Partial<Socket>).readableEnded === true) queueMicrotask(() => this.onEnd());
 
     this.on('newListener', (event: string | symbol) => {
       if (event === 'message' && this.inbox.length > 0) queueMicrotask(() => this.flushInboxToListeners());
     });
 
-    this.use(autoPong());
+    if (!this.opts.dropIncomingPings) this.use(autoPong());
     if (this.opts.pingInterval > 0) this.use(autoPing(this.opts.pingInterval));
     this.armIdleTimer();
     if (init.head && init.head.length > 0) this.onData(init.head);
@@ -227,10 +231,21 @@ export class WebSocket extends EventEmitter {
     const binary = options.binary ?? typeof data !== 'string';
     const opcode: DataOpcode = binary ? Opcode.BINARY : Opcode.TEXT;
     const fin = options.fin ?? true;
+    // RFC 7692 §6: a message is compressed as a whole, so its continuation fragments follow
+    // the choice made for its first fragment (which may still be waiting in the queue).
+    const open = this.outgoingMessage;
+    if (open !== undefined && open.opcode !== opcode) {
+      return Promise.reject(
+        new TypeError('A fragmented message is in progress: finish it (fin: true) before sending another type'),
+      );
+    }
     const compress =
-      this.compressor !== undefined &&
-      options.compress !== false &&
-      (this.proto.sendingFragments ? this.outgoingCompressed : payload.length >= this.compressor.threshold);
+      open !== undefined
+        ? open.compress
+        : this.compressor !== undefined &&
+          options.compress !== false &&
+          payload.length >= this.compressor.threshold;
+    this.outgoingMessage = fin ? undefined : { opcode, compress };
 
     if (!compress && !this.sending && this.sendQueue.length === 0) {
       try {
@@ -459,13 +474,17 @@ export class WebSocket extends EventEmitter {
       while (this.pauseReasons.size === 0 && !this.inflating) {
         let frame = this.proto.nextFrame();
         if (frame === null) break;
+        let dropped = false;
         for (const stage of this.stageList) {
           if (stage.inbound === undefined) continue;
           const out: Frame | null = stage.inbound(frame, this);
-          if (out === null) break;
+          if (out === null) {
+            dropped = true; // a stage swallowed it: no later stage, tap or handler sees it
+            break;
+          }
           frame = out;
         }
-        if (frame === null) continue;
+        if (dropped) continue;
         for (const tap of this.frameTaps) {
           tap.push(frame);
           tap.wake?.();
@@ -532,6 +551,7 @@ export class WebSocket extends EventEmitter {
       .then(
         () => this.proto.receiveInflated(EMPTY, true, fin),
         (err: unknown) => {
+          if (this.finished) return; // closed meanwhile: the compressor gave up, nothing to report
           if (err instanceof WebSocketError) this.proto.fail(err);
           else this.proto.inflateFailed(err instanceof Error ? err.message : String(err));
         },
@@ -631,14 +651,13 @@ export class WebSocket extends EventEmitter {
         try {
           let payload = item.payload;
           if (item.compress && this.compressor !== undefined) {
-            if (!this.proto.sendingFragments) this.outgoingCompressed = true;
+            // RFC 7692 §7.2.1; RSV1 goes on the first frame only (Protocol.send).
             payload = await this.compressor.compress(item.payload, item.fin);
           }
           this.sendQueue.shift();
           this.sendQueueBytes -= item.payload.length;
           if (this.finished || this.proto.closeSent) throw notOpen(this.proto.state);
           this.proto.send(item.opcode, payload, { fin: item.fin, compressed: item.compress });
-          if (item.fin) this.outgoingCompressed = false;
           this.flush().then(item.resolve, item.reject);
         } catch (err) {
           if (this.sendQueue[0] === item) {
@@ -672,9 +691,12 @@ export class WebSocket extends EventEmitter {
         socket.uncork();
       });
     }
+    // A slow consumer is one that left earlier data unread: what was buffered before this
+    // write counts, so a single message larger than maxBufferedAmount still goes out.
+    const backlog = this.bufferedAmount;
     let ok = true;
     for (const b of buffers) ok = socket.write(b);
-    this.checkBackpressure();
+    this.checkBackpressure(backlog);
     if (ok) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
@@ -686,18 +708,19 @@ export class WebSocket extends EventEmitter {
     for (const w of waiters) w();
   }
 
-  private checkBackpressure(): void {
-    if (this.backpressureReported || this.bufferedAmount <= this.opts.maxBufferedAmount) return;
+  private checkBackpressure(backlog: number): void {
+    if (this.backpressureReported || backlog <= this.opts.maxBufferedAmount) return;
     this.backpressureReported = true;
     if (this.opts.onBackpressure) {
       this.opts.onBackpressure(this);
       return;
     }
     this.log.warn({ bufferedAmount: this.bufferedAmount }, 'slow consumer: closing with 1008');
-    // The peer isn't reading: a Close queued behind megabytes would never be seen.
+    // The Close 1008 goes out behind the queued data: a peer that reads again before
+    // closeTimeout learns why it was closed; one that doesn't is destroyed by the timer.
     this.proto.fail(new WebSocketError(CloseCode.POLICY_VIOLATION, 'Slow consumer: too much data buffered'));
     this.proto.takeEvents();
-    this.proto.takeOutput();
+    this.flush().catch(() => {});
     this.armCloseTimer();
     this.socket.end();
   }

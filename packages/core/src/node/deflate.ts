@@ -1,10 +1,24 @@
-import { type DeflateRaw, type InflateRaw, constants, createDeflateRaw, createInflateRaw } from 'node:zlib';
+/**
+ * The zlib half of permessage-deflate (RFC 7692 §7.2): one raw DEFLATE compressor and one
+ * decompressor per connection, created on first use and released on close. The
+ * negotiation itself (which parameters, which window sizes) is in
+ * ../protocol/permessage-deflate.ts.
+ */
+import {
+  type DeflateRaw,
+  type InflateRaw,
+  type ZlibOptions,
+  constants,
+  createDeflateRaw,
+  createInflateRaw,
+} from 'node:zlib';
 import { CloseCode } from '../protocol/close-codes.js';
 import { WebSocketError } from '../protocol/errors.js';
 import {
   type DeflateParams,
   type PerMessageDeflateOptions,
   resolveThreshold,
+  type SideParams,
   sideParams,
 } from '../protocol/permessage-deflate.js';
 import type { MessageCompressor } from './compressor.js';
@@ -12,56 +26,144 @@ import type { MessageCompressor } from './compressor.js';
 /** RFC 7692 §7.2.1: the empty stored block that ends every sync flush. */
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 
+/** Default bound of zlibLimiter: concurrent zlib operations in the process. */
+export const DEFAULT_ZLIB_CONCURRENCY = 10;
+
+function checkConcurrency(value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`ZlibLimiter concurrency must be an integer >= 1, got ${String(value)}`);
+  }
+  return value;
+}
+
 /**
- * zlib work runs in libuv's thread pool; many connections inflating at once would
- * queue thousands of jobs and fragment memory. All connections of the process share
- * this bound on concurrent zlib operations; the rest wait their turn in order.
+ * A FIFO bound on concurrent asynchronous jobs. zlib work runs in libuv's thread pool
+ * (4 threads by default): many connections inflating at once would queue thousands of
+ * jobs there, each holding its buffers, and fragment memory. All connections of the
+ * process share `zlibLimiter`; a job beyond the bound waits for a running one to end.
+ *
+ * A freed slot is handed straight to the next waiter, so a job arriving in between can
+ * never overtake the queue or push `active` past `concurrency`.
  */
 export class ZlibLimiter {
   private running = 0;
+  private highWater = 0;
+  private max: number;
   private readonly queue: Array<() => void> = [];
-  constructor(readonly concurrency: number) {}
 
-  async run<T>(job: () => Promise<T>): Promise<T> {
-    if (this.running >= this.concurrency) await new Promise<void>((resolve) => this.queue.push(resolve));
-    this.running++;
-    try {
-      return await job();
-    } finally {
-      this.running--;
-      this.queue.shift()?.();
-    }
+  constructor(concurrency: number = DEFAULT_ZLIB_CONCURRENCY) {
+    this.max = checkConcurrency(concurrency);
   }
 
+  /** The bound. Raising it starts waiting jobs at once; lowering it lets running ones finish. */
+  get concurrency(): number {
+    return this.max;
+  }
+
+  set concurrency(value: number) {
+    this.max = checkConcurrency(value);
+    this.pump();
+  }
+
+  /** Runs `job` when a slot is free; settles as the job does. */
+  run<T>(job: () => Promise<T>): Promise<T> {
+    if (this.running < this.max && this.queue.length === 0) {
+      this.take();
+      return this.execute(job);
+    }
+    return new Promise<void>((resolve) => this.queue.push(resolve)).then(() => this.execute(job));
+  }
+
+  /** Jobs running now. */
   get active(): number {
     return this.running;
   }
 
+  /** Jobs waiting for a slot. */
   get waiting(): number {
     return this.queue.length;
   }
+
+  /** The largest `active` seen since creation or the last resetPeak(). */
+  get peak(): number {
+    return this.highWater;
+  }
+
+  resetPeak(): void {
+    this.highWater = this.running;
+  }
+
+  private take(): void {
+    this.running++;
+    if (this.running > this.highWater) this.highWater = this.running;
+  }
+
+  private async execute<T>(job: () => Promise<T>): Promise<T> {
+    try {
+      return await job();
+    } finally {
+      this.running--;
+      this.pump();
+    }
+  }
+
+  private pump(): void {
+    while (this.running < this.max && this.queue.length > 0) {
+      // The slot is counted now, before the waiter's continuation runs.
+      this.take();
+      this.queue.shift()!();
+    }
+  }
 }
 
-export const zlibLimiter = new ZlibLimiter(10);
+/** The process-wide bound on concurrent zlib operations of all connections. */
+export const zlibLimiter = new ZlibLimiter(DEFAULT_ZLIB_CONCURRENCY);
 
-/** Live zlib contexts in this process (for leak checks). */
+/** Live zlib contexts (compressors + decompressors) in this process, for leak checks. */
 let liveContexts = 0;
 export const zlibContexts = (): number => liveContexts;
 
-class PerMessageDeflate implements MessageCompressor {
+/** Why an operation ended early because the compressor was closed. */
+export const COMPRESSOR_CLOSED = 'The compressor was closed (the connection is closed)';
+
+const closedError = () => new WebSocketError(CloseCode.NO_STATUS_RCVD, COMPRESSOR_CLOSED);
+
+/** Where a zlib stream's output and errors go during one operation. */
+interface Sink {
+  data(chunk: Buffer): void;
+  fail(err: Error): void;
+}
+
+/** One connection's permessage-deflate: the zlib side of RFC 7692 §7.2. */
+export class PerMessageDeflate implements MessageCompressor {
   readonly threshold: number;
+  /** How this side's compressor and decompressor are configured. */
+  readonly params: Readonly<SideParams>;
+  private readonly zlibOptions: ZlibOptions;
   private inflater: InflateRaw | undefined;
   private deflater: DeflateRaw | undefined;
+  private inflateSink: Sink | undefined;
+  private deflateSink: Sink | undefined;
+  /** The peer ended its DEFLATE stream with a BFINAL block: start a new one next time. */
+  private inflaterEnded = false;
   private closed = false;
-  private readonly p: ReturnType<typeof sideParams>;
-  private readonly level: number | undefined;
-  private readonly memLevel: number | undefined;
 
-  constructor(params: DeflateParams, side: 'client' | 'server', options: PerMessageDeflateOptions) {
-    this.p = sideParams(params, side);
+  constructor(params: DeflateParams, side: 'client' | 'server', options: PerMessageDeflateOptions = {}) {
+    this.params = sideParams(params, side);
     this.threshold = resolveThreshold(options);
-    this.level = options.level;
-    this.memLevel = options.memLevel;
+    this.zlibOptions = {
+      ...(options.level !== undefined ? { level: options.level } : {}),
+      ...(options.memLevel !== undefined ? { memLevel: options.memLevel } : {}),
+    };
+  }
+
+  /** zlib contexts this connection holds now (0, 1 or 2). */
+  get contexts(): number {
+    return (this.inflater ? 1 : 0) + (this.deflater ? 1 : 0);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   compress(data: Buffer, fin: boolean): Promise<Buffer> {
@@ -75,119 +177,162 @@ class PerMessageDeflate implements MessageCompressor {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Settle the operations in flight (their zlib callbacks will never come) so that
+    // their limiter slots are given back.
+    this.deflateSink?.fail(closedError());
+    this.inflateSink?.fail(closedError());
     this.dropInflater();
     this.dropDeflater();
   }
 
+  // ---- compressing ---------------------------------------------------------------------
+
   private deflate(data: Buffer, fin: boolean): Promise<Buffer> {
-    if (this.closed) return Promise.reject(new Error('Compressor closed'));
-    if (this.deflater === undefined) {
-      this.deflater = createDeflateRaw({
-        windowBits: this.p.deflateWindowBits,
-        ...(this.level !== undefined ? { level: this.level } : {}),
-        ...(this.memLevel !== undefined ? { memLevel: this.memLevel } : {}),
-      });
-      liveContexts++;
-    }
-    const deflater = this.deflater;
-    return new Promise((resolve, reject) => {
+    if (this.closed) return Promise.reject(closedError());
+    const deflater = this.deflater ?? this.openDeflater();
+    return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let length = 0;
-      const onData = (chunk: Buffer) => {
-        chunks.push(chunk);
-        length += chunk.length;
+      const sink: Sink = {
+        data: (chunk) => {
+          chunks.push(chunk);
+          length += chunk.length;
+        },
+        fail: (err) => {
+          if (this.deflateSink !== sink) return;
+          this.deflateSink = undefined;
+          this.dropDeflater();
+          reject(err);
+        },
       };
-      const onError = (err: Error) => {
-        deflater.off('data', onData);
-        this.dropDeflater();
-        reject(err);
-      };
-      deflater.on('data', onData);
-      deflater.once('error', onError);
+      this.deflateSink = sink;
       deflater.write(data);
       deflater.flush(constants.Z_SYNC_FLUSH, () => {
-        deflater.off('data', onData);
-        deflater.off('error', onError);
-        if (this.closed) {
-          reject(new Error('Compressor closed'));
-          return;
-        }
+        if (this.deflateSink !== sink) return; // failed or closed meanwhile
+        this.deflateSink = undefined;
         let out = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-        // RFC 7692 §7.2.1: remove the 00 00 ff ff of the final sync flush.
-        if (fin && out.length >= 4 && out.subarray(out.length - 4).equals(TAIL)) out = out.subarray(0, out.length - 4);
-        if (fin && this.p.deflateNoContextTakeover) deflater.reset();
+        if (fin) {
+          // RFC 7692 §7.2.1: a message ends with a sync flush whose empty stored block
+          // (00 00 ff ff) is removed. Fragments before the last keep theirs.
+          if (out.length >= 4 && out[out.length - 4] === 0 && out[out.length - 3] === 0) {
+            if (out[out.length - 2] === 0xff && out[out.length - 1] === 0xff) out = out.subarray(0, out.length - 4);
+          }
+          // RFC 7692 §7.2.3.2 (no context takeover): the next message starts a fresh window.
+          if (this.params.deflateNoContextTakeover) deflater.reset();
+        }
         resolve(out);
       });
     });
   }
 
+  // ---- decompressing -------------------------------------------------------------------
+
   private inflate(data: Buffer, fin: boolean, limit: number, onChunk: (chunk: Buffer) => void): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('Compressor closed'));
-    if (this.inflater === undefined) {
-      this.inflater = createInflateRaw({ windowBits: this.p.inflateWindowBits });
-      liveContexts++;
-    }
-    const inflater = this.inflater;
-    return new Promise((resolve, reject) => {
+    if (this.closed) return Promise.reject(closedError());
+    if (this.inflaterEnded) this.dropInflater();
+    const inflater = this.inflater ?? this.openInflater();
+    return new Promise<void>((resolve, reject) => {
       let produced = 0;
-      let failed = false;
-      const fail = (err: Error) => {
-        if (failed) return;
-        failed = true;
-        inflater.off('data', onData);
-        // The stream state is unknown now: drop it. The connection is failing anyway.
-        this.dropInflater();
-        reject(err);
+      const sink: Sink = {
+        data: (chunk) => {
+          produced += chunk.length;
+          if (produced > limit) {
+            // Stop at once: a few KiB can inflate to gigabytes. The inflater is dropped,
+            // so zlib stops producing output within one chunk (16 KiB).
+            sink.fail(
+              new WebSocketError(CloseCode.MESSAGE_TOO_BIG, 'The message exceeds maxMessageSize once decompressed'),
+            );
+            return;
+          }
+          try {
+            onChunk(chunk);
+          } catch (err) {
+            sink.fail(err instanceof Error ? err : new Error(String(err)));
+          }
+        },
+        fail: (err) => {
+          if (this.inflateSink !== sink) return;
+          this.inflateSink = undefined;
+          // The stream's state is unknown now: drop it (the connection is failing anyway).
+          this.dropInflater();
+          reject(err);
+        },
       };
-      const onData = (chunk: Buffer) => {
-        produced += chunk.length;
-        if (produced > limit) {
-          // Stop at once: a small compressed message may expand without bound.
-          fail(new WebSocketError(CloseCode.MESSAGE_TOO_BIG, `Inflated message exceeds maxMessageSize`));
-          return;
-        }
-        onChunk(chunk);
-      };
-      const onError = (err: Error) =>
-        fail(new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, `Invalid deflate data: ${err.message}`));
-      inflater.on('data', onData);
-      inflater.once('error', onError);
+      this.inflateSink = sink;
       inflater.write(data);
-      // RFC 7692 §7.2.2: append the tail that the sender removed, then flush.
+      // RFC 7692 §7.2.2: put back the 00 00 ff ff that the sender removed.
       if (fin) inflater.write(TAIL);
       inflater.flush(constants.Z_SYNC_FLUSH, () => {
-        if (failed) return;
-        inflater.off('data', onData);
-        inflater.off('error', onError);
-        if (fin && this.p.inflateNoContextTakeover) inflater.reset();
+        if (this.inflateSink !== sink) return; // failed, over the limit, or closed
+        this.inflateSink = undefined;
+        // RFC 7692 §7.2.3.2: without context takeover the peer starts every message with
+        // an empty window, so we may too (and must not rely on the old one anyway).
+        if (fin && this.params.inflateNoContextTakeover && !this.inflaterEnded) inflater.reset();
         resolve();
       });
     });
   }
 
+  // ---- zlib contexts -------------------------------------------------------------------
+
+  private openDeflater(): DeflateRaw {
+    const deflater = createDeflateRaw({ ...this.zlibOptions, windowBits: this.params.deflateWindowBits });
+    // Guarded: a dropped stream may still report (e.g. an error while closing).
+    deflater.on('data', (chunk: Buffer) => {
+      if (this.deflater === deflater) this.deflateSink?.data(chunk);
+    });
+    deflater.on('error', (err: Error) => {
+      if (this.deflater === deflater) this.deflateSink?.fail(err);
+    });
+    this.deflater = deflater;
+    liveContexts++;
+    return deflater;
+  }
+
+  private openInflater(): InflateRaw {
+    const inflater = createInflateRaw({ windowBits: this.params.inflateWindowBits });
+    inflater.on('data', (chunk: Buffer) => {
+      if (this.inflater === inflater) this.inflateSink?.data(chunk);
+    });
+    inflater.on('error', (err: Error) => {
+      if (this.inflater !== inflater) return;
+      this.inflateSink?.fail(
+        new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, `Invalid compressed data: ${err.message}`),
+      );
+    });
+    // RFC 7692 §7.2.3.4: a sender may end a message with a BFINAL block, which ends the
+    // DEFLATE stream; what follows is a new stream, so a new decompressor reads it.
+    inflater.on('end', () => {
+      if (this.inflater === inflater) this.inflaterEnded = true;
+    });
+    this.inflater = inflater;
+    this.inflaterEnded = false;
+    liveContexts++;
+    return inflater;
+  }
+
   private dropInflater(): void {
-    if (this.inflater === undefined) return;
-    this.inflater.removeAllListeners();
-    this.inflater.on('error', () => {});
-    this.inflater.close();
+    const inflater = this.inflater;
+    if (inflater === undefined) return;
     this.inflater = undefined;
+    this.inflaterEnded = false;
     liveContexts--;
+    inflater.close();
   }
 
   private dropDeflater(): void {
-    if (this.deflater === undefined) return;
-    this.deflater.removeAllListeners();
-    this.deflater.on('error', () => {});
-    this.deflater.close();
+    const deflater = this.deflater;
+    if (deflater === undefined) return;
     this.deflater = undefined;
     liveContexts--;
+    deflater.close();
   }
 }
 
 export function createPerMessageDeflate(
   params: DeflateParams,
   side: 'client' | 'server',
-  options: PerMessageDeflateOptions,
-): MessageCompressor {
+  options: PerMessageDeflateOptions = {},
+): PerMessageDeflate {
   return new PerMessageDeflate(params, side, options);
 }

@@ -1,20 +1,41 @@
-import { type IncomingMessage, type Server as HttpServer, createServer as createHttpServer } from 'node:http';
-import { type Server as HttpsServer, createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close-codes.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { formatExtensions } from '../protocol/extensions.js';
-import { encodeFrame } from '../protocol/frame-writer.js';
 import { Opcode } from '../protocol/frame.js';
+import { encodeFrame } from '../protocol/frame-writer.js';
 import { compileGlob, globMatch } from '../protocol/glob.js';
-import { buildAcceptResponse, buildRejectionResponse, selectSubprotocol, validateRequest } from '../protocol/handshake.js';
-import { type PerMessageDeflateOptions, negotiate } from '../protocol/permessage-deflate.js';
+import {
+  buildAcceptResponse,
+  buildRejectionResponse,
+  selectSubprotocol,
+  validateRequest,
+} from '../protocol/handshake.js';
+import {
+  negotiate,
+  type PerMessageDeflateOptions,
+  validateDeflateOptions,
+} from '../protocol/permessage-deflate.js';
 import { type Data, type TopicHub, WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
-import { type Logger, createLogger } from './logger.js';
-import { type ConnectionOptions, DEFAULTS, type DeflateOption, type TlsOptions, resolveConnectionOptions } from './options.js';
-import { type OriginPolicy, type UpgradeRequest, buildUpgradeRequest, checkOrigin } from './upgrade-request.js';
+import { createLogger, type Logger } from './logger.js';
+import {
+  type ConnectionOptions,
+  DEFAULTS,
+  type DeflateOption,
+  resolveConnectionOptions,
+  type TlsOptions,
+} from './options.js';
+import {
+  buildUpgradeRequest,
+  checkOrigin,
+  type OriginPolicy,
+  originForm,
+  type UpgradeRequest,
+} from './upgrade-request.js';
 
 export type Handler = (ws: WebSocket, req: UpgradeRequest) => void | Promise<void>;
 
@@ -80,7 +101,8 @@ export class WebSocketServer implements TopicHub {
   private upgrading = 0;
 
   constructor(options: ServerOptions = {}) {
-    resolveConnectionOptions(options); // validate early
+    validateRouteOptions(options); // bad options fail here, not on every upgrade
+    checkDeflateOption(options.perMessageDeflate);
     this.options = options;
     this.log = createLogger(options.logger, options.logLevel);
     this.handshakeTimeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
@@ -94,7 +116,8 @@ export class WebSocketServer implements TopicHub {
 
   /** Adds a route: `pattern` is a glob on the URL path, e.g. "/chat/*". First match wins. */
   route(pattern: string, handler: Handler, routeOptions: RouteOptions = {}): this {
-    resolveConnectionOptions(routeOptions);
+    validateRouteOptions(routeOptions);
+    checkDeflateOption(routeOptions.perMessageDeflate);
     this.routes.push({ pattern, regex: compileGlob(pattern), handler, options: routeOptions });
     return this;
   }
@@ -189,9 +212,31 @@ export class WebSocketServer implements TopicHub {
     const server = tls
       ? createHttpsServer({ ...tls, handshakeTimeout: this.handshakeTimeout })
       : createHttpServer();
-    server.on('request', (_req, res) => {
-      const body = 'Upgrade Required: this endpoint speaks WebSocket.\n';
-      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'close' });
+    server.on('request', (req, res) => {
+      let status = 426;
+      let body = 'Upgrade Required: this endpoint speaks WebSocket.\n';
+      let headers: Record<string, string> = { Upgrade: 'websocket' };
+      // A handshake missing its Upgrade or Connection token arrives here, not at 'upgrade':
+      // answer it like any other invalid handshake (400 and the reason), not with 426.
+      if (req.headers.upgrade !== undefined || req.headers['sec-websocket-key'] !== undefined) {
+        try {
+          validateRequest({
+            method: req.method ?? '',
+            httpVersion: req.httpVersion,
+            url: req.url,
+            headers: req.headers,
+          });
+        } catch (err) {
+          if (err instanceof HandshakeError)
+            [status, body, headers] = [err.status, `${err.message}\n`, err.headers];
+        }
+      }
+      res.writeHead(status, {
+        ...headers,
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Content-Length': String(Buffer.byteLength(body)),
+        Connection: 'close',
+      });
       res.end(body);
     });
     this.ownServer = server;
@@ -245,7 +290,7 @@ export class WebSocketServer implements TopicHub {
   ): Promise<WebSocket | null> {
     if (socket.destroyed) return null;
     const url = req.url ?? '/';
-    const path = url.split('?', 1)[0]!;
+    const path = originForm(url).split('?', 1)[0]!;
     let route: Route | undefined;
     if (explicitHandler === undefined) {
       route = this.routes.find((r) => r.regex.test(path));
@@ -258,7 +303,12 @@ export class WebSocketServer implements TopicHub {
 
     let validated: ReturnType<typeof validateRequest>;
     try {
-      validated = validateRequest({ method: req.method ?? '', httpVersion: req.httpVersion, url, headers: req.headers });
+      validated = validateRequest({
+        method: req.method ?? '',
+        httpVersion: req.httpVersion,
+        url,
+        headers: req.headers,
+      });
     } catch (err) {
       if (err instanceof HandshakeError) {
         this.refuse(socket, err.status, err.message, err.headers);
@@ -280,7 +330,15 @@ export class WebSocketServer implements TopicHub {
       extensions: validated.extensions,
       ...(context.params ? { params: context.params } : {}),
     });
+    // The slot is held while acceptConnection runs, and freed when the socket goes away
+    // (handshakeTimeout) even if acceptConnection never settles.
     this.upgrading++;
+    let holding = true;
+    const release = () => {
+      if (holding) this.upgrading--;
+      holding = false;
+    };
+    socket.once('close', release);
     let accepted: boolean;
     try {
       accepted = opts.acceptConnection
@@ -290,7 +348,8 @@ export class WebSocketServer implements TopicHub {
       this.log.error({ err }, 'acceptConnection threw: refusing');
       accepted = false;
     } finally {
-      this.upgrading--;
+      release();
+      socket.off('close', release);
     }
     if (socket.destroyed) return null;
     if (!accepted) {
@@ -345,30 +404,46 @@ export class WebSocketServer implements TopicHub {
 
   private deny(socket: Duplex, req: UpgradeRequest, opts: RouteOptions): void {
     let replied = false;
-    const reply: Reply = (status, body = '', headers) => {
+    const answer = (
+      status: number,
+      body: string,
+      headers: Record<string, string> | undefined,
+      verbatim: boolean,
+    ) => {
       if (replied) return;
       replied = true;
-      this.refuse(socket, status, body, headers);
+      this.refuse(socket, status, body, headers, verbatim);
     };
+    // The hook's body is sent byte for byte.
+    const reply: Reply = (status, body = '', headers) => answer(status, body, headers, true);
     try {
       if (opts.accessDenied) opts.accessDenied(req, reply);
     } catch (err) {
       this.log.error({ err }, 'accessDenied threw');
     }
-    if (!replied) reply(403, 'Access denied');
+    answer(403, 'Access denied', undefined, false); // the default, when the hook did not reply
   }
 
   /** Answers with an HTTP error and closes the socket. */
-  private refuse(socket: Duplex, status: number, body: string, headers?: Record<string, string>): void {
+  private refuse(
+    socket: Duplex,
+    status: number,
+    body: string,
+    headers?: Record<string, string>,
+    verbatim = false,
+  ): void {
     this.handshakeDone(socket);
     this.log.debug({ status, body }, 'upgrade refused');
     if (socket.destroyed) return;
     let response: string;
     try {
-      response = buildRejectionResponse(status, `${body}\n`, headers);
+      response = buildRejectionResponse(status, verbatim ? body : `${body}\n`, headers);
     } catch {
       response = buildRejectionResponse(500, 'Internal Server Error\n');
     }
+    // The socket outlives this call while the answer drains: a reset now must not
+    // become an unhandled 'error' event.
+    socket.on('error', onEarlyError);
     socket.end(response);
     // Don't wait forever for a peer that doesn't read its answer.
     setTimeout(() => socket.destroy(), 1000).unref();
@@ -410,6 +485,10 @@ export class WebSocketServer implements TopicHub {
   }
 }
 
+function validateRouteOptions(options: RouteOptions): void {
+  resolveConnectionOptions(options);
+}
+
 function onEarlyError(): void {
   // A socket error before the connection exists: the socket is destroyed, nothing to do.
 }
@@ -417,6 +496,12 @@ function onEarlyError(): void {
 function deflateOptions(option: DeflateOption | undefined): PerMessageDeflateOptions | undefined {
   if (option === undefined || option === false) return undefined;
   return option === true ? {} : option;
+}
+
+/** Throws RangeError/TypeError now for options that could never be used to compress. */
+function checkDeflateOption(option: DeflateOption | undefined): void {
+  const options = deflateOptions(option);
+  if (options !== undefined) validateDeflateOptions(options, 'server');
 }
 
 export { deflateOptions };

@@ -4,7 +4,7 @@ import { globMatch } from '../protocol/glob.js';
 
 /** What a handler and the access hooks learn about an upgrade request. */
 export interface UpgradeRequest {
-  /** The request target as sent, e.g. "/chat/42?token=x". */
+  /** The request target in origin form, e.g. "/chat/42?token=x" (even if sent in absolute form). */
   url: string;
   /** The path without the query, e.g. "/chat/42". */
   path: string;
@@ -27,11 +27,25 @@ export interface UpgradeRequest {
 /** A list of allowed Origin values (globs, '*' for any) or a predicate. */
 export type OriginPolicy = readonly string[] | ((origin: string, req: UpgradeRequest) => boolean);
 
+/**
+ * The origin form ("/path?query") of a request target. RFC 9112 §3.2.2: a server must
+ * also accept the absolute form ("ws://host/path?query"), which some clients send.
+ */
+export function originForm(target: string): string {
+  if (target.startsWith('/')) return target;
+  try {
+    const parsed = new URL(target);
+    return `${parsed.pathname}${parsed.search}`;
+  } catch {
+    return target;
+  }
+}
+
 export function buildUpgradeRequest(
   raw: IncomingMessage,
   fields: { protocols: string[]; extensions: ExtensionOffer[]; params?: Record<string, string> },
 ): UpgradeRequest {
-  const url = raw.url ?? '/';
+  const url = originForm(raw.url ?? '/');
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const origin = raw.headers.origin;

@@ -71,12 +71,19 @@ export class FrameParser {
     try {
       return this.parse();
     } catch (err) {
-      this.failed = true;
-      this.chunks = [];
-      this.buffered = 0;
-      this.payload = EMPTY;
+      this.discard();
       throw err;
     }
+  }
+
+  /** Drops every byte held and stops parsing (after a violation, or once the peer closed). */
+  discard(): void {
+    this.failed = true;
+    this.chunks = [];
+    this.buffered = 0;
+    this.header = null;
+    this.payload = EMPTY;
+    this.received = 0;
   }
 
   private parse(): Frame | null {

@@ -214,9 +214,12 @@ export class Protocol {
 
   /**
    * Starts the closing handshake (RFC 6455 §7.1.2), or answers the peer's Close.
-   * `code` undefined sends a Close frame without a status code.
+   * `code` undefined sends a Close frame without a status code; no argument at all sends 1000.
+   * (A default parameter would turn an explicit undefined into 1000, so the arguments are counted.)
    */
-  close(code: number | undefined = CloseCode.NORMAL_CLOSURE, reason = ''): void {
+  close(...args: [code?: number | undefined, reason?: string]): void {
+    const code = args.length === 0 ? CloseCode.NORMAL_CLOSURE : args[0];
+    const reason = args[1] ?? '';
     if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) return;
     const payload = buildClosePayload(code, reason);
     this.writeFrame({ fin: true, rsv: 0, opcode: Opcode.CLOSE, masked: this.side === 'client', payload });
@@ -254,6 +257,7 @@ export class Protocol {
     if (this.failure !== undefined) return;
     this.failure = error;
     this.inflating = false;
+    this.parser.discard(); // nothing more is read from a failed connection
     this.events.push({ type: 'error', error });
     if (this.closeSent === undefined && this.state !== ReadyState.CLOSED) {
       const code =
@@ -277,6 +281,7 @@ export class Protocol {
       case Opcode.CLOSE: {
         const { code, reason } = parseClosePayload(frame.payload);
         this.closeReceived = { code, reason };
+        this.parser.discard(); // RFC 6455 §5.5.1: nothing after the Close is processed
         this.events.push({ type: 'close', code, reason });
         // RFC 6455 §5.5.1: answer with a Close, echoing the status code received.
         if (this.closeSent === undefined) this.close(code === CloseCode.NO_STATUS_RCVD ? undefined : code);
