@@ -1,0 +1,407 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  connect,
+  type Handler,
+  HandshakeError,
+  type UpgradeRequest,
+  WebSocket,
+  WebSocketError,
+  WebSocketServer,
+} from '@wskit/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  acceptFor,
+  closedPort,
+  HOST,
+  onCleanup,
+  plainServer,
+  runCleanups,
+  serve,
+  track,
+  waitFor,
+  withTimeout,
+} from './util.js';
+
+afterEach(runCleanups);
+
+const echo: Handler = async (ws) => {
+  for await (const msg of ws) await ws.send(msg.data, { binary: msg.type === 'binary' });
+};
+
+async function echoServer(options: ConstructorParameters<typeof WebSocketServer>[0] = {}) {
+  const requests: UpgradeRequest[] = [];
+  const wss = new WebSocketServer(options).route('/*', (ws, req) => {
+    requests.push(req);
+    return echo(ws, req);
+  });
+  const port = await serve(wss);
+  return { wss, port, requests, url: `ws://${HOST}:${port}` };
+}
+
+async function roundTrip(ws: WebSocket, text: string): Promise<string> {
+  await ws.send(text);
+  const msg = await withTimeout(ws.receive(), 5000, 'echo');
+  expect(msg).not.toBeNull();
+  return msg!.text();
+}
+
+/**
+ * A fake server: answers every upgrade with the head built by `respond` (from the
+ * request's key), written raw. Records the sockets so tests can watch them.
+ */
+async function fakeServer(respond: (key: string, req: IncomingMessage) => string) {
+  const sockets: Duplex[] = [];
+  const received: Buffer[][] = [];
+  const ended: boolean[] = [];
+  const server = createServer();
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    sockets.push(socket);
+    const bytes: Buffer[] = [];
+    received.push(bytes);
+    const index = ended.push(false) - 1;
+    socket.on('data', (chunk: Buffer) => bytes.push(chunk));
+    // The client hanging up: its FIN (the server side stays half-open) or a reset.
+    socket.on('end', () => {
+      ended[index] = true;
+    });
+    socket.on('close', () => {
+      ended[index] = true;
+    });
+    socket.on('error', () => {});
+    const key = String(req.headers['sec-websocket-key'] ?? '');
+    socket.write(respond(key, req));
+  });
+  const { port } = await plainServer(server);
+  onCleanup(() => {
+    for (const s of sockets) s.destroy();
+  });
+  return {
+    port,
+    sockets,
+    received,
+    url: `ws://${HOST}:${port}/`,
+    /** Resolves when the client has hung up on connection `i`. */
+    hungUp: (i: number) => waitFor(() => ended[i] === true, 5000, `client hang-up on socket ${i}`),
+  };
+}
+
+const head101 = (lines: string[]) =>
+  `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`;
+
+describe('connect()', () => {
+  it('opens a ws:// connection to our server', async () => {
+    const { url, wss } = await echoServer();
+    const ws = track(await connect(`${url}/chat?x=1`));
+    expect(ws).toBeInstanceOf(WebSocket);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    expect(ws.isServer).toBe(false);
+    expect(ws.path).toBe('/chat');
+    expect(await roundTrip(ws, 'hello')).toBe('hello');
+    expect(wss.clients.size).toBe(1);
+  });
+
+  it('accepts a URL object', async () => {
+    const { url } = await echoServer();
+    const ws = track(await connect(new URL(`${url}/u`)));
+    expect(await roundTrip(ws, 'url object')).toBe('url object');
+  });
+
+  it('sends custom headers and the origin option, but never lets headers replace handshake fields', async () => {
+    const { url, requests } = await echoServer({ origins: ['https://app.example'] });
+    const ws = track(
+      await connect(`${url}/h`, {
+        origin: 'https://app.example',
+        headers: {
+          'X-Token': 'secret',
+          Cookie: 'a=1; b=2',
+          'Sec-WebSocket-Key': 'forged',
+          Upgrade: 'something-else',
+          'Sec-WebSocket-Version': '8',
+        },
+      }),
+    );
+    expect(await roundTrip(ws, 'x')).toBe('x');
+    const req = requests[0]!;
+    expect(req.headers['x-token']).toBe('secret');
+    expect(req.headers.cookie).toBe('a=1; b=2');
+    expect(req.origin).toBe('https://app.example');
+    expect(req.headers.upgrade).toBe('websocket');
+    expect(req.headers['sec-websocket-version']).toBe('13');
+    expect(req.headers['sec-websocket-key']).not.toBe('forged');
+    expect(req.headers.host).toBe(`${HOST}:${new URL(url).port}`);
+  });
+
+  it('offers subprotocols in order and reports the chosen one as ws.protocol', async () => {
+    const { url, requests } = await echoServer({ protocols: ['graphql-ws', 'chat'] });
+    const ws = track(await connect(url, { protocols: ['chat', 'graphql-ws'] }));
+    expect(requests[0]!.protocols).toEqual(['chat', 'graphql-ws']);
+    expect(ws.protocol).toBe('graphql-ws');
+    const none = track(await connect(url));
+    expect(none.protocol).toBe('');
+    expect(requests[1]!.protocols).toEqual([]);
+  });
+
+  it('rejects invalid subprotocol offers before connecting', async () => {
+    const { url, requests } = await echoServer();
+    await expect(connect(url, { protocols: ['a b'] })).rejects.toBeInstanceOf(SyntaxError);
+    await expect(connect(url, { protocols: ['a', 'a'] })).rejects.toBeInstanceOf(SyntaxError);
+    await expect(connect('ftp://127.0.0.1/')).rejects.toBeInstanceOf(SyntaxError);
+    expect(requests).toEqual([]);
+  });
+});
+
+describe('handshake failures', () => {
+  it('a non-101 answer rejects with HandshakeError carrying status, headers and body', async () => {
+    const wss = new WebSocketServer().route('/*', echo, {
+      acceptConnection: () => false,
+      accessDenied: (_req, reply) => reply(401, 'nope', { 'WWW-Authenticate': 'Bearer realm="ws"' }),
+    });
+    const port = await serve(wss);
+    const err = await connect(`ws://${HOST}:${port}/private`).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandshakeError);
+    const { response, message } = err as HandshakeError;
+    expect(message).toBe('Unexpected server response: 401 Unauthorized');
+    expect(response?.status).toBe(401);
+    expect(response?.statusText).toBe('Unauthorized');
+    expect(response?.headers['www-authenticate']).toBe('Bearer realm="ws"');
+    expect(response?.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(response?.body).toBe('nope');
+    expect((err as HandshakeError).status).toBe(401);
+  });
+
+  it('a 200 from a plain HTTP server rejects with its body', async () => {
+    const server = createServer((_req, res) => res.end('just a web page'));
+    server.on('upgrade', (_req, socket: Duplex) => {
+      socket.end('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\n\r\njust a web page');
+    });
+    const { port } = await plainServer(server);
+    await expect(connect(`ws://${HOST}:${port}/`)).rejects.toMatchObject({
+      name: 'HandshakeError',
+      response: { status: 200, body: 'just a web page', headers: { 'content-type': 'text/html' } },
+    });
+  });
+
+  it('a 101 with a wrong Sec-WebSocket-Accept rejects with HandshakeError and drops the socket', async () => {
+    const fake = await fakeServer(() => head101([`Sec-WebSocket-Accept: ${acceptFor('not the key')}`]));
+    const err = await connect(fake.url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect((err as HandshakeError).message).toMatch(/wrong Sec-WebSocket-Accept/);
+    expect((err as HandshakeError).response?.status).toBe(101);
+    await fake.hungUp(0);
+  });
+
+  it('a 101 without Sec-WebSocket-Accept rejects with HandshakeError', async () => {
+    const fake = await fakeServer(() => head101([]));
+    await expect(connect(fake.url)).rejects.toThrow(/no Sec-WebSocket-Accept/);
+  });
+
+  it('a 101 without "Upgrade: websocket" rejects with HandshakeError', async () => {
+    const fake = await fakeServer(
+      (key) =>
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`,
+    );
+    const err = await connect(fake.url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect((err as Error).message).toMatch(/Upgrade: websocket/);
+  });
+
+  it('a 101 selecting a subprotocol that was not offered rejects with HandshakeError', async () => {
+    const fake = await fakeServer((key) =>
+      head101([`Sec-WebSocket-Accept: ${acceptFor(key)}`, 'Sec-WebSocket-Protocol: other']),
+    );
+    const notOffered = await connect(fake.url, { protocols: ['chat'] }).catch((e: unknown) => e);
+    expect(notOffered).toBeInstanceOf(HandshakeError);
+    expect((notOffered as Error).message).toMatch(/"other", which was not requested/);
+    const noneOffered = await connect(fake.url).catch((e: unknown) => e);
+    expect(noneOffered).toBeInstanceOf(HandshakeError);
+    expect((noneOffered as Error).message).toMatch(/none was requested/);
+    await fake.hungUp(0);
+    await fake.hungUp(1);
+  });
+
+  it('a 101 that is correct in every respect connects (the fake server itself is sound)', async () => {
+    const fake = await fakeServer((key) =>
+      head101([`Sec-WebSocket-Accept: ${acceptFor(key)}`, 'Sec-WebSocket-Protocol: chat']),
+    );
+    const ws = track(await connect(fake.url, { protocols: ['x', 'chat'] }));
+    expect(ws.protocol).toBe('chat');
+  });
+
+  it('a 101 accepting an extension that was not offered fails with 1010 (RFC 6455 §4.1)', async () => {
+    const fake = await fakeServer((key) =>
+      head101([`Sec-WebSocket-Accept: ${acceptFor(key)}`, 'Sec-WebSocket-Extensions: permessage-deflate']),
+    );
+    const err = await connect(fake.url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WebSocketError);
+    expect((err as WebSocketError).code).toBe(1010);
+    await fake.hungUp(0);
+    // §7.4.1: a masked Close frame carrying 1010 (0x03f2) tells the server why.
+    const frame = Buffer.concat(fake.received[0]!);
+    expect(frame.length).toBe(8);
+    expect([frame[0], frame[1]]).toEqual([0x88, 0x82]);
+    const mask = frame.subarray(2, 6);
+    expect([frame[6]! ^ mask[0]!, frame[7]! ^ mask[1]!]).toEqual([0x03, 0xf2]);
+  });
+});
+
+describe('redirects', () => {
+  /** A server that answers every upgrade with a redirect to `location`. */
+  async function redirector(location: (port: number) => string, status = 302) {
+    const server = createServer();
+    let hits = 0;
+    server.on('upgrade', (_req, socket: Duplex) => {
+      hits++;
+      socket.end(
+        `HTTP/1.1 ${status} Found\r\nLocation: ${location(port)}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    const { port } = await plainServer(server);
+    return { port, url: `ws://${HOST}:${port}/old`, hits: () => hits };
+  }
+
+  it('followRedirects: 2 follows a 302 Location to the real endpoint', async () => {
+    const { url: target, requests } = await echoServer();
+    const hop = await redirector(() => `${target}/real?from=redirect`);
+    const ws = track(await connect(hop.url, { followRedirects: 2 }));
+    expect(await roundTrip(ws, 'after redirect')).toBe('after redirect');
+    expect(hop.hits()).toBe(1);
+    expect(requests[0]!.url).toBe('/real?from=redirect');
+    expect(ws.path).toBe('/real');
+  });
+
+  it('followRedirects: 0 (the default) rejects with the 302 and its Location', async () => {
+    const { url: target, requests } = await echoServer();
+    const hop = await redirector(() => `${target}/real`);
+    for (const options of [{ followRedirects: 0 }, {}]) {
+      const err = await connect(hop.url, options).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HandshakeError);
+      expect((err as HandshakeError).response?.status).toBe(302);
+      expect((err as HandshakeError).response?.headers.location).toBe(`${target}/real`);
+    }
+    expect(requests).toEqual([]);
+  });
+
+  it('stops after the given number of hops', async () => {
+    const { url: target } = await echoServer();
+    const third = await redirector(() => `${target}/end`);
+    const second = await redirector(() => third.url);
+    const first = await redirector(() => second.url);
+    const err = await connect(first.url, { followRedirects: 2 }).catch((e: unknown) => e);
+    expect((err as HandshakeError).response?.status).toBe(302);
+    expect([first.hits(), second.hits(), third.hits()]).toEqual([1, 1, 1]);
+    const ws = track(await connect(first.url, { followRedirects: 3 }));
+    expect(ws.path).toBe('/end');
+  });
+
+  it('follows a relative Location from a route that redirects with accessDenied', async () => {
+    const wss = new WebSocketServer()
+      .route('/old', echo, {
+        acceptConnection: () => false,
+        accessDenied: (_req, reply) => reply(307, '', { Location: '/new' }),
+      })
+      .route('/new', (ws) => void ws.send('new home'));
+    const port = await serve(wss);
+    const ws = track(await connect(`ws://${HOST}:${port}/old`, { followRedirects: 1 }));
+    expect((await ws.receive())?.text()).toBe('new home');
+  });
+});
+
+describe('request line and addressing', () => {
+  /** A raw TCP server that records the first request line, then hangs up. */
+  async function lineRecorder() {
+    const lines: string[] = [];
+    const server = createNetServer((socket) => {
+      let buffered = '';
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('latin1');
+        const end = buffered.indexOf('\r\n');
+        if (end === -1) return;
+        lines.push(buffered.slice(0, end));
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+    onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as { port: number }).port;
+    return { port, lines };
+  }
+
+  it('stripHost (default) sends the origin-form request line; stripHost: false the absolute form', async () => {
+    const rec = await lineRecorder();
+    await expect(connect(`ws://${HOST}:${rec.port}/path?q=1`)).rejects.toThrow();
+    await expect(connect(`ws://${HOST}:${rec.port}/path?q=1`, { stripHost: false })).rejects.toThrow();
+    expect(rec.lines).toEqual(['GET /path?q=1 HTTP/1.1', `GET ws://${HOST}:${rec.port}/path?q=1 HTTP/1.1`]);
+  });
+
+  it('our server accepts an absolute-form request line (RFC 9112 §3.2.2)', async () => {
+    const requests: UpgradeRequest[] = [];
+    const wss = new WebSocketServer().route('/path', (ws, req) => {
+      requests.push(req);
+      void ws.send('routed');
+    });
+    const port = await serve(wss);
+    const ws = track(await connect(`ws://${HOST}:${port}/path?q=1`, { stripHost: false }));
+    expect((await ws.receive())?.text()).toBe('routed');
+    expect(requests[0]!.path).toBe('/path');
+    expect(requests[0]!.query.get('q')).toBe('1');
+  });
+
+  it('connection refused rejects with the system error', async () => {
+    const port = await closedPort();
+    const err = await connect(`ws://${HOST}:${port}/`).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(HandshakeError);
+    expect(err).toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect' });
+  });
+
+  it('connects to an IPv4 literal', async () => {
+    const { port } = await echoServer();
+    const ws = track(await connect(`ws://127.0.0.1:${port}/`));
+    expect(ws.remoteAddress).toBe('127.0.0.1');
+    expect(ws.remotePort).toBe(port);
+  });
+
+  it('connects to the host name localhost, and with family: 4 uses IPv4', async () => {
+    const { port, requests } = await echoServer();
+    const v4 = track(await connect(`ws://localhost:${port}/`, { family: 4 }));
+    expect(v4.remoteAddress).toBe('127.0.0.1');
+    expect(requests[0]!.headers.host).toBe(`localhost:${port}`);
+    expect(await roundTrip(v4, 'via localhost')).toBe('via localhost');
+    // Without a family the resolver may try ::1 first; the server only listens on IPv4.
+    const any = track(await connect(`ws://localhost:${port}/`));
+    expect(any.remoteAddress).toBe('127.0.0.1');
+  });
+
+  it('family: 6 does not reach an IPv4-only server through localhost', async () => {
+    const { port, requests } = await echoServer();
+    await expect(connect(`ws://localhost:${port}/`, { family: 6 })).rejects.toThrow();
+    expect(requests).toEqual([]);
+  });
+
+  it('a server that closes without answering rejects with an error, not a hang', async () => {
+    const server = createNetServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+    onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as { port: number }).port;
+    await expect(withTimeout(connect(`ws://${HOST}:${port}/`), 5000, 'connect')).rejects.toMatchObject({
+      code: expect.stringMatching(/ECONNRESET|EPIPE/),
+    });
+  });
+});
+
+describe('after the handshake', () => {
+  it('the server sees the client as connected until it closes', async () => {
+    const { url, wss } = await echoServer();
+    const ws = await connect(url);
+    expect(wss.clients.size).toBe(1);
+    const [serverSide] = [...wss.clients];
+    // The client learns the server's answer: the code echoed back (RFC 6455 §5.5.1).
+    const info = await ws.close(1000, 'bye');
+    expect(info).toEqual({ code: 1000, reason: '', wasClean: true });
+    expect(await serverSide!.closed).toEqual({ code: 1000, reason: 'bye', wasClean: true });
+    await waitFor(() => wss.clients.size === 0);
+  });
+});
