@@ -1,0 +1,312 @@
+/**
+ * Timers of a connection and of the handshakes: connectionTimeout, pingInterval,
+ * closeTimeout and handshakeTimeout (server and client), with short values and raw peers
+ * that misbehave on purpose.
+ */
+import { createServer as createHttpServer } from 'node:http';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  connect as netConnect,
+  type Socket,
+} from 'node:net';
+import {
+  type CloseInfo,
+  connect,
+  HandshakeError,
+  Opcode,
+  type WebSocket,
+  WebSocketServer,
+} from '@wskit/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket as WsClient } from 'ws';
+import {
+  closeCode,
+  echo,
+  echoHandler,
+  Resources,
+  rawClient,
+  sleep,
+  startServer,
+  waitFor,
+  within,
+} from './raw.js';
+
+const res = new Resources();
+afterEach(() => res.release());
+
+/** Resolves with the server-side connection of the next handshake. */
+function nextConnection(): { handler: (ws: WebSocket) => void; ws: Promise<WebSocket> } {
+  let resolve!: (ws: WebSocket) => void;
+  const ws = new Promise<WebSocket>((r) => {
+    resolve = r;
+  });
+  return { handler: (w) => resolve(w), ws };
+}
+
+/** Opens a TCP connection, writes `bytes`, and reports when the server drops it. */
+async function stalledSocket(
+  port: number,
+  bytes: string,
+): Promise<{ socket: Socket; closed: Promise<void> }> {
+  const socket = netConnect({ port, host: '127.0.0.1' });
+  res.add(() => socket.destroy());
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write(bytes);
+  socket.resume();
+  return { socket, closed };
+}
+
+const PARTIAL_HEAD = 'GET / HTTP/1.1\r\nHost: x\r\n';
+
+describe('connectionTimeout', () => {
+  it('closes a silent peer with 1001 and then ends the TCP connection', async () => {
+    const next = nextConnection();
+    const { port } = await startServer(res, next.handler, {
+      pingInterval: 50, // pings go out, but this peer never answers them
+      connectionTimeout: 300,
+      closeTimeout: 300,
+    });
+    const raw = await rawClient(res, port);
+    const ws = await next.ws;
+    const close = await raw.nextOf(Opcode.CLOSE, 5000);
+    expect(closeCode(close)).toBe(1001);
+    // The server pinged the silent peer before giving up on it.
+    expect(raw.reader.frames.some((f) => f.opcode === Opcode.PING)).toBe(true);
+    await within(raw.ended, 5000, 'the server to end the TCP connection');
+    const info = await within(ws.closed, 5000, 'the server connection to close');
+    expect(info.wasClean).toBe(false);
+    expect(ws.readyState).toBe(3);
+  });
+
+  it('keeps a connection whose peer answers pings open past several connectionTimeouts (our client)', async () => {
+    const next = nextConnection();
+    const { url } = await startServer(
+      res,
+      (ws) => {
+        echo(ws);
+        next.handler(ws);
+      },
+      { pingInterval: 60, connectionTimeout: 250 },
+    );
+    // The client sends nothing on its own: only its pongs keep the server's clock fresh.
+    const client = await connect(url, { pingInterval: 0, connectionTimeout: 0 });
+    res.add(() => client.terminate());
+    const server = await next.ws;
+    let pings = 0;
+    client.on('ping', () => pings++);
+    await sleep(1200); // almost 5 connectionTimeouts
+    expect(pings).toBeGreaterThan(2);
+    expect(server.readyState).toBe(1);
+    expect(client.readyState).toBe(1);
+    expect(server.rtt).toBeTypeOf('number');
+    await client.send('after the wait');
+    expect((await within(client.receive(), 5000))?.text()).toBe('after the wait');
+  });
+
+  it('keeps a connection whose peer answers pings open past several connectionTimeouts (ws)', async () => {
+    const next = nextConnection();
+    const { url } = await startServer(
+      res,
+      (ws) => {
+        echo(ws);
+        next.handler(ws);
+      },
+      { pingInterval: 60, connectionTimeout: 250 },
+    );
+    const client = new WsClient(url);
+    res.add(() => client.terminate());
+    await new Promise<void>((resolve, reject) => {
+      client.once('open', () => resolve());
+      client.once('error', reject);
+    });
+    const server = await next.ws;
+    let closedEarly = false;
+    client.once('close', () => {
+      closedEarly = true;
+    });
+    await sleep(1200);
+    expect(closedEarly).toBe(false);
+    expect(server.readyState).toBe(1);
+    const echoed = new Promise<string>((resolve) => client.once('message', (d) => resolve(String(d))));
+    client.send('from ws');
+    expect(await within(echoed, 5000)).toBe('from ws');
+  });
+
+  it('also counts a connection without keepalive as idle (no pings, no data: 1001)', async () => {
+    const next = nextConnection();
+    const { url } = await startServer(res, next.handler, {
+      pingInterval: 0,
+      connectionTimeout: 200,
+      closeTimeout: 1000,
+    });
+    const client = await connect(url, { pingInterval: 0, connectionTimeout: 0 });
+    res.add(() => client.terminate());
+    // Our client answers the server's Close: the closing handshake is clean, code 1001.
+    const code = await within(
+      new Promise<number>((resolve) => client.once('close', (c: number) => resolve(c))),
+      5000,
+      'the client to be closed by the idle server',
+    );
+    expect(code).toBe(1001);
+    const info = await (await next.ws).closed;
+    expect(info).toMatchObject({ wasClean: true });
+  });
+});
+
+describe('closeTimeout', () => {
+  it('destroys a connection whose peer never answers our Close (1006, not clean)', async () => {
+    const next = nextConnection();
+    const { port } = await startServer(res, next.handler, {
+      pingInterval: 0,
+      connectionTimeout: 0,
+      closeTimeout: 200,
+    });
+    const raw = await rawClient(res, port);
+    const ws = await next.ws;
+    const info: CloseInfo = await within(ws.close(1000, 'bye'), 5000, 'close() to resolve');
+    expect(info).toEqual({ code: 1006, reason: '', wasClean: false });
+    // The peer did get our Close first; then the socket was torn down.
+    const close = await raw.nextOf(Opcode.CLOSE);
+    expect(closeCode(close)).toBe(1000);
+    expect(close.payload.subarray(2).toString()).toBe('bye');
+    await within(raw.reader.closed, 5000, 'the raw socket to be closed');
+  });
+
+  it("lets the server's close() finish although a peer never answers", async () => {
+    const next = nextConnection();
+    const { wss, port } = await startServer(res, next.handler, {
+      pingInterval: 0,
+      connectionTimeout: 0,
+      closeTimeout: 200,
+    });
+    const raw = await rawClient(res, port);
+    const ws = await next.ws;
+    await within(wss.close(), 5000, 'wss.close()');
+    expect(closeCode(await raw.nextOf(Opcode.CLOSE))).toBe(1001);
+    expect(await ws.closed).toMatchObject({ code: 1006, wasClean: false });
+    expect(wss.clients.size).toBe(0);
+  });
+});
+
+describe('handshakeTimeout (server)', () => {
+  it('drops a half-sent upgrade request (listen)', async () => {
+    const wss = new WebSocketServer({ handshakeTimeout: 200 });
+    wss.route('*', () => {});
+    const { port } = await wss.listen(0, '127.0.0.1');
+    res.add(() => wss.close());
+    const { closed } = await stalledSocket(port, PARTIAL_HEAD);
+    // Node's own headersTimeout is 60 s: a drop within seconds is the handshake timer.
+    await within(closed, 4000, 'the stalled socket to be dropped');
+  });
+
+  it('drops a half-sent upgrade request (attach)', async () => {
+    const http = createHttpServer((_req, reply) => reply.end('plain http'));
+    const wss = new WebSocketServer({ handshakeTimeout: 200 }).attach(http);
+    wss.route('*', () => {});
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    res.add(
+      () =>
+        new Promise<void>((resolve) => {
+          http.close(() => resolve());
+          http.closeAllConnections();
+        }),
+    );
+    const port = (http.address() as AddressInfo).port;
+    const { closed } = await stalledSocket(port, PARTIAL_HEAD);
+    await within(closed, 4000, 'the stalled socket to be dropped');
+  });
+
+  it('does not drop a connection that completed the handshake in time', async () => {
+    const next = nextConnection();
+    const { port } = await startServer(res, next.handler, {
+      handshakeTimeout: 150,
+      pingInterval: 0,
+      connectionTimeout: 0,
+    });
+    const raw = await rawClient(res, port);
+    await next.ws;
+    await sleep(500);
+    expect(raw.reader.isEnded).toBe(false);
+  });
+
+  it('drops an upgrade whose async acceptConnection never resolves', async () => {
+    const wss = new WebSocketServer({
+      handshakeTimeout: 200,
+      acceptConnection: () => new Promise<boolean>(() => {}),
+    });
+    let handled = false;
+    wss.route('*', () => {
+      handled = true;
+    });
+    const { port } = await wss.listen(0, '127.0.0.1');
+    res.add(() => wss.close());
+    const { closed } = await stalledSocket(
+      port,
+      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await within(closed, 4000, 'the socket of the stalled acceptConnection to be dropped');
+    expect(handled).toBe(false);
+    expect(wss.clients.size).toBe(0);
+  });
+
+  it('frees the connection slot of an upgrade dropped while acceptConnection was pending', async () => {
+    const wss = new WebSocketServer({
+      handshakeTimeout: 200,
+      maxConnections: 1,
+      acceptConnection: (req) => (req.path === '/stall' ? new Promise<boolean>(() => {}) : true),
+    });
+    wss.route('*', echoHandler);
+    const { port } = await wss.listen(0, '127.0.0.1');
+    res.add(() => wss.close());
+    const { closed } = await stalledSocket(
+      port,
+      'GET /stall HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await within(closed, 4000, 'the stalled upgrade to be dropped');
+    // The one allowed connection must be available again (not a 503 forever).
+    const ws = await connect(`ws://127.0.0.1:${port}/ok`, { pingInterval: 0 });
+    res.add(() => ws.terminate());
+    await ws.send('slot');
+    expect((await within(ws.receive(), 5000))?.text()).toBe('slot');
+  });
+});
+
+describe('handshakeTimeout (client)', () => {
+  it('rejects with HandshakeError when the server accepts TCP but never answers', async () => {
+    const sockets = new Set<Socket>();
+    let socketsClosed = 0;
+    const tcp = createNetServer((s) => {
+      sockets.add(s);
+      s.once('close', () => socketsClosed++);
+      s.on('error', () => {});
+      s.resume(); // read the request, answer nothing
+    });
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    res.add(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of sockets) s.destroy();
+          tcp.close(() => resolve());
+        }),
+    );
+    const port = (tcp.address() as AddressInfo).port;
+    const attempt = connect(`ws://127.0.0.1:${port}/`, { handshakeTimeout: 200 });
+    const err = await within(
+      attempt.then(
+        () => new Error('connected?'),
+        (e: unknown) => e,
+      ),
+      5000,
+      'connect() to settle',
+    );
+    expect(err).toBeInstanceOf(HandshakeError);
+    // The client gave up on its socket too.
+    expect(sockets.size).toBe(1);
+    await waitFor(() => socketsClosed === 1, 5000, 'the client to close its socket');
+  });
+});
