@@ -59,6 +59,10 @@ export class FrameParser {
     return this.buffered + this.received;
   }
 
+  /**
+   * Hands bytes to the parser. The parser takes ownership: masked payloads are unmasked
+   * in place, and frames may be views into `chunk` — pass a copy if you keep using it.
+   */
   push(chunk: Buffer): void {
     if (chunk.length === 0 || this.failed) return;
     this.chunks.push(chunk);
