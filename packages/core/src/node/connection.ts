@@ -145,6 +145,8 @@ export class WebSocket extends EventEmitter {
   private closeTimer: NodeJS.Timeout | undefined;
   private resolveClosed!: (info: CloseInfo) => void;
   private finished = false;
+  /** The peer's Close, received but not acted on yet (see deferClose). */
+  private deferredClose: Frame | undefined;
   private backpressureReported = false;
 
   constructor(init: ConnectionInit) {
@@ -236,7 +238,9 @@ export class WebSocket extends EventEmitter {
     const open = this.outgoingMessage;
     if (open !== undefined && open.opcode !== opcode) {
       return Promise.reject(
-        new TypeError('A fragmented message is in progress: finish it (fin: true) before sending another type'),
+        new TypeError(
+          'A fragmented message is in progress: finish it (fin: true) before sending another type',
+        ),
       );
     }
     const compress =
@@ -490,6 +494,10 @@ export class WebSocket extends EventEmitter {
           tap.wake?.();
           if (tap.length >= FRAME_TAP_LIMIT) this.pauseReading('frames');
         }
+        if (frame.opcode === Opcode.CLOSE) {
+          this.deferClose(frame);
+          break;
+        }
         this.proto.receiveFrame(frame);
         this.handleEvents();
       }
@@ -562,6 +570,31 @@ export class WebSocket extends EventEmitter {
         this.processInbound();
       })
       .catch((err: unknown) => this.internalError(err));
+  }
+
+  /**
+   * The peer's Close is acted on (and answered) one event-loop turn later, once the
+   * consumers woken by the messages that arrived before it have run and the sends they
+   * queued (e.g. compression) went out, bounded by closeTimeout: an echo of a message
+   * sent right before a Close is not lost. RFC 6455 §5.5.1 lets an endpoint delay its
+   * Close until its current message is sent. Nothing after the Close is read meanwhile.
+   */
+  private deferClose(frame: Frame): void {
+    this.pauseReading('close');
+    this.deferredClose = frame;
+    const deadline = Date.now() + this.opts.closeTimeout;
+    const act = () => {
+      if (this.finished) return;
+      if ((this.sending || this.sendQueue.length > 0) && Date.now() < deadline) {
+        setTimeout(act, 1);
+        return;
+      }
+      this.deferredClose = undefined;
+      this.proto.receiveFrame(frame);
+      this.handleEvents();
+      this.resumeReading('close');
+    };
+    setImmediate(act);
   }
 
   private deliver(msg: Message): void {
@@ -806,6 +839,8 @@ export class WebSocket extends EventEmitter {
     this.compressor?.close();
     if (!this.socket.destroyed) this.socket.destroy();
 
+    // The connection ended while the peer's Close waited: it still counts as received.
+    if (this.deferredClose !== undefined) this.proto.receiveFrame(this.deferredClose);
     const received = this.proto.closeReceived;
     const info: CloseInfo = {
       code: received?.code ?? CloseCode.ABNORMAL_CLOSURE,

@@ -5,12 +5,12 @@
  * ../protocol/permessage-deflate.ts.
  */
 import {
-  type DeflateRaw,
-  type InflateRaw,
-  type ZlibOptions,
   constants,
   createDeflateRaw,
   createInflateRaw,
+  type DeflateRaw,
+  type InflateRaw,
+  type ZlibOptions,
 } from 'node:zlib';
 import { CloseCode } from '../protocol/close-codes.js';
 import { WebSocketError } from '../protocol/errors.js';
@@ -25,6 +25,11 @@ import type { MessageCompressor } from './compressor.js';
 
 /** RFC 7692 §7.2.1: the empty stored block that ends every sync flush. */
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+function endsWithTail(buf: Buffer): boolean {
+  const n = buf.length;
+  return n >= 4 && buf[n - 4] === 0x00 && buf[n - 3] === 0x00 && buf[n - 2] === 0xff && buf[n - 1] === 0xff;
+}
 
 /** Default bound of zlibLimiter: concurrent zlib operations in the process. */
 export const DEFAULT_ZLIB_CONCURRENCY = 10;
@@ -214,9 +219,7 @@ export class PerMessageDeflate implements MessageCompressor {
         if (fin) {
           // RFC 7692 §7.2.1: a message ends with a sync flush whose empty stored block
           // (00 00 ff ff) is removed. Fragments before the last keep theirs.
-          if (out.length >= 4 && out[out.length - 4] === 0 && out[out.length - 3] === 0) {
-            if (out[out.length - 2] === 0xff && out[out.length - 1] === 0xff) out = out.subarray(0, out.length - 4);
-          }
+          if (endsWithTail(out)) out = out.subarray(0, out.length - TAIL.length);
           // RFC 7692 §7.2.3.2 (no context takeover): the next message starts a fresh window.
           if (this.params.deflateNoContextTakeover) deflater.reset();
         }
@@ -227,7 +230,12 @@ export class PerMessageDeflate implements MessageCompressor {
 
   // ---- decompressing -------------------------------------------------------------------
 
-  private inflate(data: Buffer, fin: boolean, limit: number, onChunk: (chunk: Buffer) => void): Promise<void> {
+  private inflate(
+    data: Buffer,
+    fin: boolean,
+    limit: number,
+    onChunk: (chunk: Buffer) => void,
+  ): Promise<void> {
     if (this.closed) return Promise.reject(closedError());
     if (this.inflaterEnded) this.dropInflater();
     const inflater = this.inflater ?? this.openInflater();
@@ -240,7 +248,10 @@ export class PerMessageDeflate implements MessageCompressor {
             // Stop at once: a few KiB can inflate to gigabytes. The inflater is dropped,
             // so zlib stops producing output within one chunk (16 KiB).
             sink.fail(
-              new WebSocketError(CloseCode.MESSAGE_TOO_BIG, 'The message exceeds maxMessageSize once decompressed'),
+              new WebSocketError(
+                CloseCode.MESSAGE_TOO_BIG,
+                'The message exceeds maxMessageSize once decompressed',
+              ),
             );
             return;
           }

@@ -1,0 +1,345 @@
+#!/usr/bin/env node
+/**
+ * permessage-deflate benchmark: wskit vs ws, each library as both server and client of
+ * itself, with the same messages and the same parameters (defaults on both sides:
+ * context takeover, 15-bit windows, zlib's default level and memLevel, threshold 1 KiB,
+ * 10 concurrent zlib operations).
+ *
+ *  1. Compressed echo throughput on one connection: 1000 JSON-like text messages of 16 KiB
+ *     (all different) and 1000 binary messages of 10 KiB, with 64 messages in flight.
+ *  2. Memory per connection with compression: 500 connections open at once, one message
+ *     echoed on each (so both ends hold a compressor and a decompressor); heap and RSS
+ *     growth divided by 500. Each measurement runs in a fresh process (RSS never shrinks,
+ *     so a second measurement in the same process would reuse the first one's pages).
+ *     Client and server share that process: a figure covers both ends of one connection.
+ *     The same without compression is measured as the baseline.
+ *
+ * Usage: npx tsc -b packages/core && node bench/deflate.mjs [--quick]
+ * Prints a table and writes bench/results/deflate.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws';
+import { connect, WebSocketServer, zlibContexts } from '../packages/core/dist/index.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const QUICK = process.argv.includes('--quick');
+const MESSAGES = QUICK ? 200 : 1000;
+const RUNS = QUICK ? 1 : 5;
+const WINDOW = 64;
+const CONNECTIONS = QUICK ? 100 : 500;
+const HOST = '127.0.0.1';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc');
+
+// ---- payloads ----------------------------------------------------------------------------
+
+function jsonLike(bytes, seed) {
+  const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta', 'iota', 'kappa'];
+  let x = seed * 7919 + 1;
+  let s = '[';
+  while (s.length < bytes) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    s += `{"id":${x % 1000003},"user":"${words[x % 10]}-${x % 977}","score":${(x % 10007) / 100},"active":${x % 3 === 0},"tags":["${words[(x >> 3) % 10]}","${words[(x >> 7) % 10]}"]},`;
+  }
+  return s.slice(0, bytes);
+}
+
+function binary(bytes, seed) {
+  const out = Buffer.allocUnsafe(bytes);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < bytes; i++) {
+    if ((i >> 8) % 2 === 0) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      out[i] = x & 0xff;
+    } else {
+      out[i] = (i * 7 + seed) & 0xff;
+    }
+  }
+  return out;
+}
+
+const WORKLOADS = [
+  {
+    name: `${MESSAGES} x 16 KiB JSON text`,
+    messages: Array.from({ length: MESSAGES }, (_, i) => jsonLike(16 * 1024, i)),
+  },
+  {
+    name: `${MESSAGES} x 10 KiB binary`,
+    messages: Array.from({ length: MESSAGES }, (_, i) => binary(10 * 1024, i)),
+  },
+];
+
+const byteLength = (m) => (typeof m === 'string' ? Buffer.byteLength(m) : m.length);
+
+// ---- the two libraries behind one interface --------------------------------------------
+
+let DEFLATE = true;
+
+const libraries = {
+  wskit: {
+    async server() {
+      const wss = new WebSocketServer({
+        pingInterval: 0,
+        perMessageDeflate: DEFLATE,
+        maxBufferedAmount: 256 * 1024 * 1024,
+      });
+      wss.route('/*', (ws) => {
+        ws.on('message', (m) => {
+          ws.send(m.data, { binary: m.type === 'binary' }).catch(() => {});
+        });
+      });
+      const { port } = await wss.listen(0, HOST);
+      return { url: `ws://${HOST}:${port}/`, close: () => wss.close() };
+    },
+    async client(url) {
+      const ws = await connect(url, {
+        pingInterval: 0,
+        perMessageDeflate: DEFLATE,
+        maxBufferedAmount: 256 * 1024 * 1024,
+      });
+      return {
+        extensions: ws.extensions,
+        send: (data) => {
+          ws.send(data).catch(() => {});
+        },
+        onMessage: (fn) => ws.on('message', (m) => fn(m.size)),
+        close: () => ws.close(),
+      };
+    },
+  },
+  ws: {
+    async server() {
+      const wss = new WsServer({ port: 0, host: HOST, perMessageDeflate: DEFLATE });
+      await new Promise((resolve) => wss.once('listening', resolve));
+      wss.on('connection', (ws) => {
+        ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+      });
+      return {
+        url: `ws://${HOST}:${wss.address().port}/`,
+        close: () =>
+          new Promise((resolve) => {
+            for (const c of wss.clients) c.terminate();
+            wss.close(() => resolve());
+          }),
+      };
+    },
+    async client(url) {
+      const ws = new WsClient(url, { perMessageDeflate: DEFLATE });
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      let extensions = '';
+      const ext = ws._extensions?.['permessage-deflate']?.params; // for the report only
+      if (ext) {
+        extensions = [
+          'permessage-deflate',
+          ...Object.entries(ext).map(([k, v]) => (v === true ? k : `${k}=${v}`)),
+        ].join('; ');
+      }
+      return {
+        extensions,
+        send: (data) => ws.send(data, { binary: typeof data !== 'string' }),
+        onMessage: (fn) => ws.on('message', (data) => fn(data.length)),
+        close: () =>
+          new Promise((resolve) => {
+            ws.once('close', resolve);
+            ws.close();
+          }),
+      };
+    },
+  },
+};
+
+// ---- 1. throughput -----------------------------------------------------------------------
+
+/** Echoes every message of the workload with WINDOW in flight; returns seconds. */
+async function echoRun(client, messages) {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let received = 0;
+    const expected = messages.map(byteLength);
+    const start = process.hrtime.bigint();
+    const pump = () => {
+      while (sent < messages.length && sent - received < WINDOW) client.send(messages[sent++]);
+    };
+    client.onMessage((size) => {
+      if (size !== expected[received])
+        reject(new Error(`echo ${received}: ${size} bytes, expected ${expected[received]}`));
+      received++;
+      if (received === messages.length) resolve(Number(process.hrtime.bigint() - start) / 1e9);
+      else pump();
+    });
+    pump();
+  });
+}
+
+/**
+ * Both libraries on the same workload, runs interleaved (wskit, ws, ws, wskit, ...) so that
+ * a noisy neighbour or a warm cache does not favour one of them; the first round warms up.
+ */
+async function throughput(workload) {
+  const names = ['wskit', 'ws'];
+  const servers = {};
+  const times = { wskit: [], ws: [] };
+  const extensions = {};
+  try {
+    for (const name of names) servers[name] = await libraries[name].server();
+    for (let run = 0; run <= RUNS; run++) {
+      const order = run % 2 === 0 ? names : [...names].reverse();
+      for (const name of order) {
+        const client = await libraries[name].client(servers[name].url);
+        extensions[name] = client.extensions;
+        const seconds = await echoRun(client, workload.messages);
+        if (run > 0) times[name].push(seconds);
+        await client.close();
+      }
+    }
+  } finally {
+    for (const name of names) await servers[name]?.close();
+  }
+  const bytes = workload.messages.reduce((n, m) => n + byteLength(m), 0);
+  return names.map((name) => {
+    const sorted = times[name].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    return {
+      library: name,
+      workload: workload.name,
+      extensions: extensions[name],
+      seconds: median,
+      messagesPerSecond: workload.messages.length / median,
+      mbPerSecond: bytes / median / 1e6,
+    };
+  });
+}
+
+// ---- 2. memory per connection ------------------------------------------------------------
+
+async function settle() {
+  for (let i = 0; i < 4; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    gc();
+  }
+}
+
+async function memory(libName) {
+  const lib = libraries[libName];
+  const server = await lib.server();
+  const message = jsonLike(4 * 1024, 99); // above the threshold: compressed both ways
+  try {
+    await settle();
+    const before = process.memoryUsage();
+    const clients = [];
+    for (let i = 0; i < CONNECTIONS; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, CONNECTIONS - i) }, async () => {
+          const c = await lib.client(server.url);
+          await new Promise((resolve) => {
+            c.onMessage(resolve);
+            c.send(message);
+          });
+          return c;
+        }),
+      );
+      clients.push(...batch);
+    }
+    await settle();
+    const after = process.memoryUsage();
+    const contexts = libName === 'wskit' ? zlibContexts() : undefined;
+    for (let i = 0; i < clients.length; i += 100)
+      await Promise.all(clients.slice(i, i + 100).map((c) => c.close()));
+    return {
+      library: libName,
+      compression: DEFLATE,
+      connections: CONNECTIONS,
+      heapPerConnectionKiB: (after.heapUsed - before.heapUsed) / CONNECTIONS / 1024,
+      rssPerConnectionKiB: (after.rss - before.rss) / CONNECTIONS / 1024,
+      externalPerConnectionKiB: (after.external - before.external) / CONNECTIONS / 1024,
+      ...(contexts !== undefined ? { zlibContexts: contexts } : {}),
+    };
+  } finally {
+    await server.close();
+  }
+}
+
+// ---- main --------------------------------------------------------------------------------
+
+const child = process.argv.find((a) => a.startsWith('--memory='));
+if (child !== undefined) {
+  // A child run: one memory measurement, printed as JSON.
+  const [lib, mode] = child.slice('--memory='.length).split(':');
+  DEFLATE = mode !== 'plain';
+  console.log(JSON.stringify(await memory(lib)));
+  process.exit(0);
+}
+
+function memoryInChild(lib, deflate) {
+  const args = [fileURLToPath(import.meta.url), `--memory=${lib}:${deflate ? 'deflate' : 'plain'}`];
+  if (QUICK) args.push('--quick');
+  const out = execFileSync(process.execPath, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out.trim().split('\n').at(-1));
+}
+
+const started = Date.now();
+const results = { throughput: [], memory: [] };
+for (const workload of WORKLOADS) {
+  for (const r of await throughput(workload)) {
+    results.throughput.push(r);
+    process.stderr.write(
+      `  ${r.library.padEnd(6)} ${workload.name}: ${r.messagesPerSecond.toFixed(0)} msg/s\n`,
+    );
+  }
+}
+for (const deflate of [true, false]) {
+  for (const lib of ['wskit', 'ws']) results.memory.push(memoryInChild(lib, deflate));
+}
+
+const fmt = (n, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+const table = [
+  '',
+  `permessage-deflate echo throughput (one connection, ${WINDOW} in flight, median of ${RUNS})`,
+  '| workload | library | msg/s | MB/s | agreed |',
+  '|---|---|---:|---:|---|',
+  ...results.throughput.map(
+    (r) =>
+      `| ${r.workload} | ${r.library} | ${fmt(r.messagesPerSecond)} | ${fmt(r.mbPerSecond, 1)} | ${r.extensions} |`,
+  ),
+  '',
+  `memory per connection (${CONNECTIONS} connections, one message each, both ends in one fresh process)`,
+  '| library | compression | heap KiB/conn | RSS KiB/conn | external KiB/conn |',
+  '|---|---|---:|---:|---:|',
+  ...results.memory.map(
+    (r) =>
+      `| ${r.library} | ${r.compression ? 'permessage-deflate' : 'none'} | ${fmt(r.heapPerConnectionKiB, 1)} | ${fmt(r.rssPerConnectionKiB, 1)} | ${fmt(r.externalPerConnectionKiB, 1)} |`,
+  ),
+  '',
+];
+console.log(table.join('\n'));
+
+const out = {
+  benchmark: 'permessage-deflate',
+  date: new Date().toISOString(),
+  node: process.version,
+  platform: `${process.platform} ${process.arch}`,
+  quick: QUICK,
+  settings: { messages: MESSAGES, runs: RUNS, window: WINDOW, connections: CONNECTIONS },
+  durationSeconds: (Date.now() - started) / 1000,
+  ...results,
+};
+const file = join(HERE, 'results', 'deflate.json');
+mkdirSync(dirname(file), { recursive: true });
+writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+console.log(`wrote ${file} (${out.durationSeconds.toFixed(1)} s)`);
+process.exit(0);

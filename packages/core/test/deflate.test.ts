@@ -1,0 +1,1169 @@
+/**
+ * permessage-deflate (RFC 7692), the zlib side and its use by connections: the compressor
+ * on its own (round trips, the 00 00 ff ff tail, context takeover, window bits, invalid
+ * data, the decompression bomb), the process-wide zlib limiter, and whole connections
+ * (negotiation end to end, RSV1, threshold and per-message opt-out, options per server /
+ * route / client, 1009 and 1007 closes, client 1010 failures, context release).
+ */
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { createDeflateRaw, deflateRawSync, inflateRawSync, constants as zconst } from 'node:zlib';
+import {
+  type ClientOptions,
+  computeAccept,
+  connect,
+  createPerMessageDeflate,
+  type DeflateParams,
+  type Frame,
+  type Message,
+  type RouteOptions,
+  type ServerOptions,
+  type UpgradeRequest,
+  type WebSocket,
+  WebSocketError,
+  WebSocketServer,
+  ZlibLimiter,
+  zlibContexts,
+  zlibLimiter,
+} from '@wskit/core';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+const PARAMS: DeflateParams = {
+  serverNoContextTakeover: false,
+  clientNoContextTakeover: false,
+  serverMaxWindowBits: 15,
+  clientMaxWindowBits: 15,
+};
+
+/** JSON-like text: compressible, but not trivially (varying numbers and words). */
+function jsonLike(bytes: number, seed = 1): Buffer {
+  const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
+  const parts: string[] = [];
+  let length = 0;
+  let x = seed;
+  while (length < bytes) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const item = `{"id":${x % 100000},"name":"${words[x % 8]}","ok":${x % 3 === 0},"v":${(x % 997) / 10}},`;
+    parts.push(item);
+    length += item.length;
+  }
+  return Buffer.from(parts.join('').slice(0, bytes));
+}
+
+/** A random block repeated: every repeat references data `block` bytes back. */
+function repeatedBlock(block: number, times: number): Buffer {
+  const b = randomBytes(block);
+  return Buffer.concat(Array.from({ length: times }, () => b));
+}
+
+type Compressor = ReturnType<typeof createPerMessageDeflate>;
+
+/** Decompresses one whole message with `c`, collecting the output. */
+async function inflateAll(c: Compressor, data: Buffer, limit = 64 * MiB): Promise<Buffer> {
+  const out: Buffer[] = [];
+  await c.decompress(data, true, limit, (chunk) => out.push(Buffer.from(chunk)));
+  return Buffer.concat(out);
+}
+
+const settle = <T>(p: Promise<T>) =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+/** Gets V8's gc() without --expose-gc (for steadier heap measurements). */
+function getGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+// ---------------------------------------------------------------------------------------
+// Resources of the connection tests
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) {
+    try {
+      await fn();
+    } catch {
+      // keep cleaning
+    }
+  }
+});
+
+interface Started {
+  wss: WebSocketServer;
+  port: number;
+  url: (path?: string) => string;
+  /** Server-side connections and their requests, in order. */
+  conns: Array<{ ws: WebSocket; req: UpgradeRequest }>;
+  next: () => Promise<{ ws: WebSocket; req: UpgradeRequest }>;
+}
+
+/** Our server with an echoing route '/echo' (and '/idle', which only records). */
+async function startServer(options: ServerOptions = {}, echoRoute: RouteOptions = {}): Promise<Started> {
+  const wss = new WebSocketServer({ pingInterval: 0, closeTimeout: 2000, ...options });
+  const conns: Started['conns'] = [];
+  const waiters: Array<(c: Started['conns'][number]) => void> = [];
+  const record = (ws: WebSocket, req: UpgradeRequest) => {
+    const c = { ws, req };
+    conns.push(c);
+    waiters.shift()?.(c);
+  };
+  let taken = 0;
+  wss.route(
+    '/echo',
+    async (ws, req) => {
+      record(ws, req);
+      for await (const m of ws) await ws.send(m.data, { binary: m.type === 'binary' });
+    },
+    echoRoute,
+  );
+  wss.route('/idle', (ws, req) => record(ws, req));
+  const { port } = await wss.listen(0, '127.0.0.1');
+  cleanups.push(() => wss.close());
+  return {
+    wss,
+    port,
+    url: (path = '/echo') => `ws://127.0.0.1:${port}${path}`,
+    conns,
+    next: () => {
+      const c = conns[taken];
+      if (c !== undefined) {
+        taken++;
+        return Promise.resolve(c);
+      }
+      return new Promise((resolve) => {
+        waiters.push((conn) => {
+          taken++;
+          resolve(conn);
+        });
+      });
+    },
+  };
+}
+
+async function client(url: string, options: ClientOptions = {}): Promise<WebSocket> {
+  const ws = await connect(url, { pingInterval: 0, closeTimeout: 2000, ...options });
+  cleanups.push(() => (ws.readyState < 2 ? ws.close().catch(() => ws.terminate()) : ws.terminate()));
+  return ws;
+}
+
+/** Records the inbound frames (after reassembly by the parser, before inflation). */
+function spy(ws: WebSocket): Frame[] {
+  const frames: Frame[] = [];
+  ws.use({
+    name: 'test-spy',
+    inbound(frame) {
+      frames.push({ ...frame, payload: Buffer.from(frame.payload) });
+      return frame;
+    },
+  });
+  return frames;
+}
+
+/** The WebSocketErrors a connection reports (with propagateCommonErrors). */
+function errorsOf(ws: WebSocket): WebSocketError[] {
+  const errors: WebSocketError[] = [];
+  ws.on('error', (err: unknown) => {
+    if (err instanceof WebSocketError) errors.push(err);
+  });
+  return errors;
+}
+
+async function receiveOne(ws: WebSocket): Promise<Message> {
+  const m = await ws.receive();
+  if (m === null) throw new Error('connection closed before a message arrived');
+  return m;
+}
+
+/** Waits until `check()` holds (polling), or throws after `ms`. */
+async function eventually(check: () => boolean, ms = 10_000, what = 'a condition'): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+// =======================================================================================
+// The compressor on its own
+
+describe('compressor round trips', () => {
+  const sizes = [0, 1, 100, 1023, 1024, 16 * KiB, 64 * KiB + 7, MiB];
+
+  it.each(sizes)('round-trips %i bytes of text and of random bytes, both directions', async (size) => {
+    const server = createPerMessageDeflate(PARAMS, 'server');
+    const clientSide = createPerMessageDeflate(PARAMS, 'client');
+    try {
+      for (const data of [jsonLike(size), randomBytes(size)]) {
+        const toClient = await server.compress(data, true);
+        expect((await inflateAll(clientSide, toClient)).equals(data)).toBe(true);
+        const toServer = await clientSide.compress(data, true);
+        expect((await inflateAll(server, toServer)).equals(data)).toBe(true);
+      }
+    } finally {
+      server.close();
+      clientSide.close();
+    }
+  });
+
+  it('round-trips a sequence of different messages with context takeover', async () => {
+    const a = createPerMessageDeflate(PARAMS, 'server');
+    const b = createPerMessageDeflate(PARAMS, 'client');
+    try {
+      for (let i = 0; i < 50; i++) {
+        const data = i % 3 === 0 ? randomBytes(i * 97) : jsonLike(i * 301, i);
+        expect((await inflateAll(b, await a.compress(data, true))).equals(data)).toBe(true);
+      }
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('round-trips a message compressed in fragments (fin=false, then fin=true)', async () => {
+    const a = createPerMessageDeflate(PARAMS, 'client');
+    const b = createPerMessageDeflate(PARAMS, 'server');
+    try {
+      const parts = [jsonLike(5000, 1), jsonLike(3, 2), Buffer.alloc(0), jsonLike(20000, 3)];
+      const out: Buffer[] = [];
+      for (let i = 0; i < parts.length; i++) {
+        const fin = i === parts.length - 1;
+        const compressed = await a.compress(parts[i]!, fin);
+        await b.decompress(compressed, fin, 64 * MiB, (chunk) => out.push(Buffer.from(chunk)));
+      }
+      expect(Buffer.concat(out).equals(Buffer.concat(parts))).toBe(true);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
+
+describe('the 00 00 ff ff tail (RFC 7692 §7.2.1)', () => {
+  it('removes the tail at the end of a message and a plain inflater reads it once put back', async () => {
+    const c = createPerMessageDeflate(PARAMS, 'server');
+    try {
+      const data = jsonLike(10_000);
+      const out = await c.compress(data, true);
+      expect(out.subarray(out.length - 4).equals(TAIL)).toBe(false);
+      const plain = inflateRawSync(Buffer.concat([out, TAIL]), { finishFlush: zconst.Z_SYNC_FLUSH });
+      expect(plain.equals(data)).toBe(true);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('keeps the tail on a fragment that does not end the message', async () => {
+    const c = createPerMessageDeflate(PARAMS, 'client');
+    try {
+      const out = await c.compress(jsonLike(3000), false);
+      expect(out.subarray(out.length - 4).equals(TAIL)).toBe(true);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('compresses an empty message to the single byte 00', async () => {
+    const c = createPerMessageDeflate(PARAMS, 'client');
+    const d = createPerMessageDeflate(PARAMS, 'server');
+    try {
+      const out = await c.compress(Buffer.alloc(0), true);
+      expect(out.toString('hex')).toBe('00');
+      expect((await inflateAll(d, out)).length).toBe(0);
+    } finally {
+      c.close();
+      d.close();
+    }
+  });
+
+  it('appends the tail when inflating: reads what another deflater produced without it', async () => {
+    const d = createPerMessageDeflate(PARAMS, 'client');
+    try {
+      const data = jsonLike(4000);
+      const full = deflateRawSync(data, { finishFlush: zconst.Z_SYNC_FLUSH });
+      expect(full.subarray(full.length - 4).equals(TAIL)).toBe(true);
+      expect((await inflateAll(d, full.subarray(0, full.length - 4))).equals(data)).toBe(true);
+    } finally {
+      d.close();
+    }
+  });
+
+  it('reads messages that end with a BFINAL block (RFC 7692 §7.2.3.4), one after another', async () => {
+    const d = createPerMessageDeflate(PARAMS, 'client');
+    try {
+      for (const text of ['first message', 'second message', 'third one']) {
+        const finished = deflateRawSync(Buffer.from(text)); // Z_FINISH: ends with BFINAL=1
+        expect((await inflateAll(d, finished)).toString()).toBe(text);
+      }
+    } finally {
+      d.close();
+    }
+  });
+});
+
+describe('context takeover (RFC 7692 §7.1.1)', () => {
+  const message = jsonLike(8000, 42);
+
+  async function twoSizes(params: DeflateParams, side: 'client' | 'server'): Promise<[number, number]> {
+    const c = createPerMessageDeflate(params, side);
+    const peer = createPerMessageDeflate(params, side === 'server' ? 'client' : 'server');
+    try {
+      const first = await c.compress(message, true);
+      const second = await c.compress(message, true);
+      // Whatever the sizes, the peer (configured from the same agreement) reads both.
+      expect((await inflateAll(peer, first)).equals(message)).toBe(true);
+      expect((await inflateAll(peer, second)).equals(message)).toBe(true);
+      return [first.length, second.length];
+    } finally {
+      c.close();
+      peer.close();
+    }
+  }
+
+  it('with takeover, the second identical message is much smaller (both sides)', async () => {
+    for (const side of ['server', 'client'] as const) {
+      const [first, second] = await twoSizes(PARAMS, side);
+      expect(second).toBeLessThan(first / 5);
+    }
+  });
+
+  it('without takeover, the second identical message is as big as the first', async () => {
+    const server = await twoSizes({ ...PARAMS, serverNoContextTakeover: true }, 'server');
+    expect(server[1]).toBe(server[0]);
+    const clientSide = await twoSizes({ ...PARAMS, clientNoContextTakeover: true }, 'client');
+    expect(clientSide[1]).toBe(clientSide[0]);
+    // Each side only honours its own parameter: the client keeps its context here.
+    const other = await twoSizes({ ...PARAMS, serverNoContextTakeover: true }, 'client');
+    expect(other[1]).toBeLessThan(other[0] / 5);
+  });
+
+  it('the decompressor of a no-takeover peer is reset between messages (stale context is not needed)', async () => {
+    const params = { ...PARAMS, clientNoContextTakeover: true };
+    const serverSide = createPerMessageDeflate(params, 'server');
+    try {
+      // Independent streams, each from a fresh deflater: as a no-takeover client sends.
+      for (let i = 0; i < 3; i++) {
+        const data = jsonLike(3000, i);
+        const raw = deflateRawSync(data, { finishFlush: zconst.Z_SYNC_FLUSH });
+        expect((await inflateAll(serverSide, raw.subarray(0, raw.length - 4))).equals(data)).toBe(true);
+      }
+    } finally {
+      serverSide.close();
+    }
+  });
+});
+
+describe('window bits (RFC 7692 §7.1.2)', () => {
+  // A random 1000-byte block repeated: with a window >= 1024 bytes the repeats cost almost
+  // nothing; with a 512-byte window (9 bits) they can't be referenced at all.
+  const data = repeatedBlock(1000, 4);
+
+  it('compresses with the agreed window: 9 bits cannot reach back 1000 bytes, 15 can', async () => {
+    const sizes: Record<number, number> = {};
+    for (const bits of [9, 10, 11, 15]) {
+      const c = createPerMessageDeflate({ ...PARAMS, serverMaxWindowBits: bits }, 'server');
+      try {
+        expect(c.params.deflateWindowBits).toBe(bits);
+        const out = await c.compress(data, true);
+        sizes[bits] = out.length;
+        // A decompressor with exactly that window reads it.
+        const plain = inflateRawSync(Buffer.concat([out, TAIL]), {
+          windowBits: bits,
+          finishFlush: zconst.Z_SYNC_FLUSH,
+        });
+        expect(plain.equals(data)).toBe(true);
+      } finally {
+        c.close();
+      }
+    }
+    expect(sizes[9]).toBeGreaterThan(3500);
+    expect(sizes[11]).toBeLessThan(1500);
+    expect(sizes[15]).toBeLessThan(1500);
+  });
+
+  it('the client compresses with client_max_window_bits', async () => {
+    const c = createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 9 }, 'client');
+    try {
+      expect((await c.compress(data, true)).length).toBeGreaterThan(3500);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('decompresses with the peer window: a reference further back than it is invalid (1007)', async () => {
+    // Two messages from a 15-bit compressor with context takeover: the second one is a
+    // reference 1000 bytes back, into the first message, so only the window can serve it.
+    const block = randomBytes(1000);
+    const sender = createPerMessageDeflate(PARAMS, 'client');
+    const first = await sender.compress(block, true);
+    const second = await sender.compress(block, true);
+    sender.close();
+    expect(second.length).toBeLessThan(50);
+    const narrow = createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 9 }, 'server');
+    const wide = createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 10 }, 'server');
+    try {
+      expect(narrow.params.inflateWindowBits).toBe(9);
+      expect(wide.params.inflateWindowBits).toBe(10);
+      expect((await inflateAll(narrow, first)).equals(block)).toBe(true);
+      const r = await settle(inflateAll(narrow, second));
+      expect(r.ok).toBe(false);
+      expect((r as { error: WebSocketError }).error).toBeInstanceOf(WebSocketError);
+      expect((r as { error: WebSocketError }).error.code).toBe(1007);
+      // A 1024-byte window holds it.
+      expect((await inflateAll(wide, first)).equals(block)).toBe(true);
+      expect((await inflateAll(wide, second)).equals(block)).toBe(true);
+    } finally {
+      narrow.close();
+      wide.close();
+    }
+  });
+
+  it('an 8-bit peer window is inflated with 9 bits; compressing with 8 is refused', async () => {
+    const serverSide = createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 8 }, 'server');
+    try {
+      expect(serverSide.params.inflateWindowBits).toBe(9);
+      const small = jsonLike(2000);
+      const raw = deflateRawSync(small, { finishFlush: zconst.Z_SYNC_FLUSH, windowBits: 9 });
+      expect((await inflateAll(serverSide, raw.subarray(0, raw.length - 4))).equals(small)).toBe(true);
+    } finally {
+      serverSide.close();
+    }
+    expect(() => createPerMessageDeflate({ ...PARAMS, serverMaxWindowBits: 8 }, 'server')).toThrow(
+      RangeError,
+    );
+    expect(() => createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 8 }, 'client')).toThrow(
+      RangeError,
+    );
+  });
+});
+
+describe('zlib level and memLevel', () => {
+  it('level 0 stores, level 9 compresses, memLevel is passed through', async () => {
+    const data = jsonLike(50_000);
+    const sizes: number[] = [];
+    for (const options of [
+      { level: 0 },
+      { level: 1 },
+      { level: 9, memLevel: 9 },
+      { level: 9, memLevel: 1 },
+    ]) {
+      const c = createPerMessageDeflate(PARAMS, 'server', options);
+      const d = createPerMessageDeflate(PARAMS, 'client');
+      try {
+        const out = await c.compress(data, true);
+        sizes.push(out.length);
+        expect((await inflateAll(d, out)).equals(data)).toBe(true);
+      } finally {
+        c.close();
+        d.close();
+      }
+    }
+    expect(sizes[0]).toBeGreaterThan(data.length); // stored blocks: a little bigger
+    expect(sizes[2]).toBeLessThan(sizes[1]!);
+    expect(sizes[3]).not.toBe(sizes[2]); // memLevel changes the output
+  });
+
+  it('rejects invalid level and memLevel when a server or route is configured', () => {
+    expect(() => new WebSocketServer({ perMessageDeflate: { level: 10 } })).toThrow(RangeError);
+    expect(() => new WebSocketServer({ perMessageDeflate: { memLevel: 0 } })).toThrow(RangeError);
+    expect(() => new WebSocketServer({ perMessageDeflate: { serverMaxWindowBits: 8 } })).toThrow(RangeError);
+    expect(() =>
+      new WebSocketServer().route('/x', () => {}, { perMessageDeflate: { threshold: -1 } }),
+    ).toThrow(RangeError);
+    expect(
+      () => new WebSocketServer({ perMessageDeflate: { clientMaxWindowBits: 8, level: 9 } }),
+    ).not.toThrow();
+  });
+
+  it('connect() rejects invalid client options with RangeError before connecting', async () => {
+    // Nothing listens on port 9 of 127.0.0.1: a rejection other than RangeError would be
+    // a connection error, so the options must have been checked first.
+    const bad: ClientOptions['perMessageDeflate'][] = [
+      { clientMaxWindowBits: 8 },
+      { level: 12 },
+      [{}, { memLevel: 10 }],
+      { serverMaxWindowBits: 16 },
+    ];
+    for (const perMessageDeflate of bad) {
+      await expect(connect('ws://127.0.0.1:9/', { perMessageDeflate })).rejects.toThrow(RangeError);
+    }
+  });
+});
+
+describe('invalid data and the decompression bomb', () => {
+  it('invalid deflate data rejects with 1007 and releases the decompressor', async () => {
+    const d = createPerMessageDeflate(PARAMS, 'server');
+    try {
+      const r = await settle(inflateAll(d, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x01])));
+      expect(r.ok).toBe(false);
+      const err = (r as { error: unknown }).error as WebSocketError;
+      expect(err).toBeInstanceOf(WebSocketError);
+      expect(err.code).toBe(1007);
+      expect(d.contexts).toBe(0);
+    } finally {
+      d.close();
+    }
+  });
+
+  it('stops inflating as soon as the limit is passed (1009), handing out no more than the limit', async () => {
+    const bomb = await zeroBomb(64 * MiB);
+    expect(bomb.length).toBeLessThan(100 * KiB);
+    const d = createPerMessageDeflate(PARAMS, 'server');
+    try {
+      let handed = 0;
+      let calls = 0;
+      const r = await settle(
+        d.decompress(bomb, true, MiB, (chunk) => {
+          handed += chunk.length;
+          calls++;
+        }),
+      );
+      expect(r.ok).toBe(false);
+      expect(((r as { error: unknown }).error as WebSocketError).code).toBe(1009);
+      expect(handed).toBeLessThanOrEqual(MiB);
+      expect(handed).toBeGreaterThan(MiB - 64 * KiB);
+      expect(calls).toBeGreaterThan(0);
+      expect(d.contexts).toBe(0);
+    } finally {
+      d.close();
+    }
+  });
+});
+
+/** `size` zero bytes as one raw-deflate message without its tail, made without holding them. */
+function zeroBomb(size: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const deflater = createDeflateRaw({ level: 9 });
+    const out: Buffer[] = [];
+    deflater.on('data', (c: Buffer) => out.push(c));
+    deflater.on('error', reject);
+    const zeros = Buffer.alloc(MiB);
+    for (let i = 0; i < size / MiB; i++) deflater.write(zeros);
+    deflater.flush(zconst.Z_SYNC_FLUSH, () => {
+      const all = Buffer.concat(out);
+      deflater.close();
+      resolve(all.subarray(0, all.length - 4));
+    });
+  });
+}
+
+describe('closing the compressor', () => {
+  it('releases both contexts, rejects later calls, and settles an operation in flight', async () => {
+    const before = zlibContexts();
+    const c = createPerMessageDeflate(PARAMS, 'server');
+    expect(c.contexts).toBe(0); // created on first use
+    await c.compress(jsonLike(2000), true);
+    const raw = deflateRawSync(jsonLike(10), { finishFlush: zconst.Z_SYNC_FLUSH });
+    await inflateAll(c, raw.subarray(0, raw.length - 4));
+    expect(c.contexts).toBe(2);
+    expect(zlibContexts()).toBeGreaterThanOrEqual(before + 2);
+    const pending = settle(c.compress(jsonLike(4 * MiB), true));
+    c.close();
+    const r = await pending;
+    expect(r.ok).toBe(false);
+    expect(c.contexts).toBe(0);
+    expect((await settle(c.compress(Buffer.from('x'), true))).ok).toBe(false);
+    expect((await settle(inflateAll(c, Buffer.from([0])))).ok).toBe(false);
+    await eventually(() => zlibLimiter.active === 0, 5000, 'the limiter to be idle');
+  });
+});
+
+// =======================================================================================
+// The limiter
+
+describe('ZlibLimiter', () => {
+  it('never runs more than `concurrency` jobs, and runs them in order', async () => {
+    const limiter = new ZlibLimiter(3);
+    let running = 0;
+    let maxSeen = 0;
+    const started: number[] = [];
+    const jobs = Array.from({ length: 30 }, (_, i) =>
+      limiter.run(async () => {
+        started.push(i);
+        running++;
+        maxSeen = Math.max(maxSeen, running);
+        await new Promise((r) => setTimeout(r, 1 + (i % 4)));
+        running--;
+        return i;
+      }),
+    );
+    expect(limiter.active).toBe(3);
+    expect(limiter.waiting).toBe(27);
+    expect(await Promise.all(jobs)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(maxSeen).toBe(3);
+    expect(limiter.peak).toBe(3);
+    expect(started).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(limiter.active).toBe(0);
+  });
+
+  it('keeps the bound when new jobs arrive while a slot is being handed over', async () => {
+    // Jobs end on microtasks and new ones are submitted from other microtasks, so that
+    // submissions land between a job's end and its waiter's start.
+    const limiter = new ZlibLimiter(2);
+    let running = 0;
+    let maxSeen = 0;
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 48271) % 2147483647;
+      return seed;
+    };
+    const all: Promise<unknown>[] = [];
+    const job = async () => {
+      running++;
+      maxSeen = Math.max(maxSeen, running);
+      for (let i = rand() % 4; i > 0; i--) await Promise.resolve();
+      running--;
+    };
+    const submit = (depth: number) => {
+      all.push(limiter.run(job));
+      if (depth > 0) {
+        let p = Promise.resolve();
+        for (let i = rand() % 6; i > 0; i--) p = p.then(() => {});
+        all.push(p.then(() => submit(depth - 1)));
+      }
+    };
+    for (let i = 0; i < 40; i++) submit(6);
+    for (let i = 0; i < all.length; i++) await all[i];
+    expect(all.length).toBeGreaterThan(200);
+    expect(maxSeen).toBe(2);
+    expect(limiter.peak).toBe(2);
+    expect(limiter.active).toBe(0);
+  });
+
+  it('a failing job frees its slot; the bound can be changed at run time', async () => {
+    const limiter = new ZlibLimiter(1);
+    const failed = settle(limiter.run(() => Promise.reject(new Error('boom'))));
+    const ok = limiter.run(() => Promise.resolve('ok'));
+    expect((await failed).ok).toBe(false);
+    expect(await ok).toBe('ok');
+
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const blocked = [limiter.run(() => gate), limiter.run(() => gate), limiter.run(() => gate)];
+    expect(limiter.active).toBe(1);
+    limiter.concurrency = 3;
+    expect(limiter.active).toBe(3);
+    expect(limiter.waiting).toBe(0);
+    release();
+    await Promise.all(blocked);
+    expect(() => {
+      limiter.concurrency = 0;
+    }).toThrow(RangeError);
+  });
+});
+
+// =======================================================================================
+// Connections
+
+describe('negotiation end to end', () => {
+  it('agrees on compression and reports the same extensions string on both sides', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url(), { perMessageDeflate: true });
+    const { ws: peer, req } = await s.next();
+    expect(req.headers['sec-websocket-extensions']).toBe('permessage-deflate');
+    expect(ws.extensions).toBe('permessage-deflate');
+    expect(peer.extensions).toBe('permessage-deflate');
+  });
+
+  it('sends a list of offers in order: [{ serverMaxWindowBits: 10 }, {}]', async () => {
+    const s = await startServer({ perMessageDeflate: { serverMaxWindowBits: 12 } });
+    const ws = await client(s.url(), { perMessageDeflate: [{ serverMaxWindowBits: 10 }, {}] });
+    const { req } = await s.next();
+    expect(req.headers['sec-websocket-extensions']).toBe(
+      'permessage-deflate; server_max_window_bits=10, permessage-deflate',
+    );
+    expect(ws.extensions).toBe('permessage-deflate; server_max_window_bits=10');
+  });
+
+  it('the server skips an offer it must decline and takes the next one', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url(), {
+      perMessageDeflate: [{ serverMaxWindowBits: 8 }, { serverNoContextTakeover: true }],
+    });
+    expect(ws.extensions).toBe('permessage-deflate; server_no_context_takeover');
+    // The agreed parameters are really used: echo works both ways.
+    const data = jsonLike(5000);
+    await ws.send(data);
+    expect((await receiveOne(ws)).data.equals(data)).toBe(true);
+  });
+
+  it('without perMessageDeflate on either side, no extension is agreed', async () => {
+    const s = await startServer({});
+    const a = await client(s.url(), { perMessageDeflate: true });
+    expect(a.extensions).toBe('');
+    const s2 = await startServer({ perMessageDeflate: true });
+    const b = await client(s2.url());
+    expect(b.extensions).toBe('');
+    const { req } = await s2.next();
+    expect(req.headers['sec-websocket-extensions']).toBeUndefined();
+  });
+
+  it('options per route override the server (and perMessageDeflate: false turns it off)', async () => {
+    const wss = new WebSocketServer({ pingInterval: 0, perMessageDeflate: { serverMaxWindowBits: 11 } });
+    cleanups.push(() => wss.close());
+    wss.route('/plain', () => {}, { perMessageDeflate: false });
+    wss.route('/small', () => {}, {
+      perMessageDeflate: { serverMaxWindowBits: 9, clientNoContextTakeover: true },
+    });
+    wss.route('/*', () => {});
+    const { port } = await wss.listen(0, '127.0.0.1');
+    const url = (p: string) => `ws://127.0.0.1:${port}${p}`;
+    expect((await client(url('/plain'), { perMessageDeflate: true })).extensions).toBe('');
+    expect((await client(url('/small'), { perMessageDeflate: true })).extensions).toBe(
+      'permessage-deflate; client_no_context_takeover; server_max_window_bits=9',
+    );
+    expect((await client(url('/other'), { perMessageDeflate: true })).extensions).toBe(
+      'permessage-deflate; server_max_window_bits=11',
+    );
+  });
+
+  it('client_max_window_bits: the server limits a client that offers it, with or without a value', async () => {
+    const s = await startServer({ perMessageDeflate: { clientMaxWindowBits: 10 } });
+    expect((await client(s.url(), { perMessageDeflate: { clientMaxWindowBits: true } })).extensions).toBe(
+      'permessage-deflate; client_max_window_bits=10',
+    );
+    expect((await client(s.url(), { perMessageDeflate: { clientMaxWindowBits: 9 } })).extensions).toBe(
+      'permessage-deflate; client_max_window_bits=9',
+    );
+    // Not offered: the server may not send it.
+    expect((await client(s.url(), { perMessageDeflate: {} })).extensions).toBe('permessage-deflate');
+  });
+});
+
+describe('the client fails an invalid answer with 1010', () => {
+  /** A fake server that answers every upgrade with 101 and this extensions header. */
+  async function fakeServer(
+    extensions: string | undefined,
+  ): Promise<{ url: string; received: Promise<Buffer> }> {
+    let gotBytes!: (b: Buffer) => void;
+    const received = new Promise<Buffer>((r) => {
+      gotBytes = r;
+    });
+    const server: NetServer = createNetServer((socket: Socket) => {
+      let buf = Buffer.alloc(0);
+      let answered = false;
+      const after: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => {
+        if (answered) {
+          after.push(chunk);
+          return;
+        }
+        buf = Buffer.concat([buf, chunk]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        answered = true;
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(buf.toString('latin1'))![1]!;
+        socket.write(
+          'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+            `Sec-WebSocket-Accept: ${computeAccept(key)}\r\n` +
+            (extensions === undefined ? '' : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
+            '\r\n',
+        );
+      });
+      socket.on('end', () => {
+        gotBytes(Buffer.concat(after));
+        socket.end();
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/`, received };
+  }
+
+  /** Unmasks a client's Close frame and returns its code. */
+  function closeCode(frame: Buffer): number {
+    expect(frame[0]).toBe(0x88);
+    expect(frame[1]! & 0x80).toBe(0x80);
+    const mask = frame.subarray(2, 6);
+    return ((frame[6]! ^ mask[0]!) << 8) | (frame[7]! ^ mask[1]!);
+  }
+
+  const cases: Array<[string, string, ClientOptions['perMessageDeflate']]> = [
+    ['permessage-deflate was not offered', 'permessage-deflate', undefined],
+    ['an unknown extension', 'x-webkit-deflate-frame', true],
+    ['an unknown parameter', 'permessage-deflate; foo=1', true],
+    [
+      'a duplicate parameter',
+      'permessage-deflate; server_no_context_takeover; server_no_context_takeover',
+      true,
+    ],
+    ['client_max_window_bits that was not offered', 'permessage-deflate; client_max_window_bits=10', true],
+    [
+      'client_max_window_bits without a value',
+      'permessage-deflate; client_max_window_bits',
+      { clientMaxWindowBits: true },
+    ],
+    [
+      'a window larger than requested',
+      'permessage-deflate; server_max_window_bits=12',
+      { serverMaxWindowBits: 10 },
+    ],
+    ['an unconfirmed server_no_context_takeover', 'permessage-deflate', { serverNoContextTakeover: true }],
+    ['an invalid window value', 'permessage-deflate; server_max_window_bits=16', true],
+    [
+      'client_max_window_bits=8',
+      'permessage-deflate; client_max_window_bits=8',
+      { clientMaxWindowBits: true },
+    ],
+    ['two answers', 'permessage-deflate, permessage-deflate', [{}, {}]],
+  ];
+
+  it.each(cases)('%s', async (_name, header, offer) => {
+    const fake = await fakeServer(header);
+    const r = await settle(connect(fake.url, { pingInterval: 0, perMessageDeflate: offer }));
+    expect(r.ok).toBe(false);
+    const err = (r as { error: unknown }).error as WebSocketError;
+    expect(err).toBeInstanceOf(WebSocketError);
+    expect(err.code).toBe(1010);
+    expect(closeCode(await fake.received)).toBe(1010);
+  });
+
+  it('accepts a valid answer from the same fake server (the harness itself works)', async () => {
+    const fake = await fakeServer('permessage-deflate; server_max_window_bits=9; client_max_window_bits=11');
+    const ws = await client(fake.url, { perMessageDeflate: { clientMaxWindowBits: true } });
+    expect(ws.extensions).toBe('permessage-deflate; server_max_window_bits=9; client_max_window_bits=11');
+    ws.terminate();
+  });
+});
+
+describe('messages over a compressed connection', () => {
+  it('RSV1 is set on the first frame of a compressed message only, and messages round-trip', async () => {
+    const s = await startServer({ perMessageDeflate: { threshold: 0 } });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: { threshold: 0 } });
+    const { ws: peer } = await s.next();
+    const frames = spy(peer);
+    const a = jsonLike(20_000, 1);
+    const b = jsonLike(30_000, 2);
+    await ws.send(a.toString(), { fin: false });
+    await ws.send(b.toString());
+    await ws.send(jsonLike(100, 3).toString());
+    const m1 = await receiveOne(peer);
+    expect(m1.type).toBe('text');
+    expect(m1.data.equals(Buffer.concat([a, b]))).toBe(true);
+    expect((await receiveOne(peer)).text()).toBe(jsonLike(100, 3).toString());
+    expect(frames.map((f) => [f.opcode, f.rsv, f.fin])).toEqual([
+      [1, 4, false],
+      [0, 0, true],
+      [1, 4, true],
+    ]);
+    // Compressed on the wire: much smaller than the text.
+    expect(frames[0]!.payload.length + frames[1]!.payload.length).toBeLessThan((a.length + b.length) / 3);
+  });
+
+  it('continuation fragments follow the first fragment even when queued behind compression', async () => {
+    const s = await startServer({ perMessageDeflate: { threshold: 1024 } });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: { threshold: 1024 } });
+    const { ws: peer } = await s.next();
+    const frames = spy(peer);
+    const big = jsonLike(200_000, 5);
+    // Not awaited: the second and third fragments are decided while the first is queued.
+    const sends = [
+      ws.send(big.toString(), { fin: false }),
+      ws.send('tiny', { fin: false }),
+      ws.send(jsonLike(5000, 6).toString()),
+      ws.send('small, uncompressed'),
+      ws.send(Buffer.from('x'), { fin: false, compress: true }),
+      ws.send(Buffer.from(jsonLike(3000, 7))),
+    ];
+    await Promise.all(sends);
+    const m1 = await receiveOne(peer);
+    expect(m1.data.equals(Buffer.concat([big, Buffer.from('tiny'), jsonLike(5000, 6)]))).toBe(true);
+    expect((await receiveOne(peer)).text()).toBe('small, uncompressed');
+    const m3 = await receiveOne(peer);
+    expect(m3.type).toBe('binary');
+    expect(m3.data.equals(Buffer.concat([Buffer.from('x'), jsonLike(3000, 7)]))).toBe(true);
+    expect(frames.map((f) => [f.opcode, f.rsv])).toEqual([
+      [1, 4],
+      [0, 0],
+      [0, 0],
+      [1, 0],
+      [2, 0], // a 1-byte first fragment is under the threshold: the whole message is plain
+      [0, 0],
+    ]);
+    expect(frames[5]!.payload.equals(jsonLike(3000, 7))).toBe(true);
+  });
+
+  it('a fragmented message of one type cannot be interleaved with another', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    await ws.send('start', { fin: false });
+    await expect(ws.send(Buffer.from('other'))).rejects.toThrow(TypeError);
+    await ws.send('end');
+    const { ws: peer } = await s.next();
+    expect((await receiveOne(peer)).text()).toBe('startend');
+  });
+
+  it('threshold (default 1 KiB) and send(data, { compress: false })', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const frames = spy(peer);
+    await ws.send(jsonLike(1023));
+    await ws.send(jsonLike(1024));
+    await ws.send(jsonLike(50_000), { compress: false });
+    await ws.send(jsonLike(50_000));
+    for (let i = 0; i < 4; i++) await receiveOne(peer);
+    expect(frames.map((f) => f.rsv)).toEqual([0, 4, 0, 4]);
+    expect(frames[2]!.payload.length).toBe(50_000);
+    expect(frames[3]!.payload.length).toBeLessThan(25_000);
+
+    // A custom threshold, set on the server for what the server sends.
+    const s2 = await startServer({ perMessageDeflate: { threshold: 10_000 } });
+    const c2 = await client(s2.url(), { perMessageDeflate: true });
+    const inbound = spy(c2);
+    await c2.send(jsonLike(9_999));
+    await c2.send(jsonLike(10_000));
+    await receiveOne(c2);
+    await receiveOne(c2);
+    expect(inbound.map((f) => f.rsv)).toEqual([0, 4]);
+  });
+
+  it('the client uses the threshold and level of the offer the server accepted', async () => {
+    const s = await startServer({ perMessageDeflate: { serverMaxWindowBits: 12 } });
+    const ws = await client(s.url('/idle'), {
+      perMessageDeflate: [
+        { serverMaxWindowBits: 10, threshold: 1 },
+        { threshold: 100_000, level: 0 },
+      ],
+    });
+    expect(ws.extensions).toBe('permessage-deflate; server_max_window_bits=10');
+    const { ws: peer } = await s.next();
+    const frames = spy(peer);
+    await ws.send(jsonLike(500));
+    await receiveOne(peer);
+    expect(frames[0]!.rsv).toBe(4);
+  });
+
+  it('text and binary messages of many sizes round-trip under every parameter combination', async () => {
+    const combos: Array<[string, ServerOptions['perMessageDeflate'], ClientOptions['perMessageDeflate']]> = [
+      ['defaults', true, true],
+      ['no takeover both', { serverNoContextTakeover: true, clientNoContextTakeover: true }, true],
+      [
+        'client asks server no takeover',
+        true,
+        { serverNoContextTakeover: true, clientNoContextTakeover: true },
+      ],
+      ['windows 9', { serverMaxWindowBits: 9, clientMaxWindowBits: 9 }, { clientMaxWindowBits: true }],
+      ['client windows', true, { serverMaxWindowBits: 9, clientMaxWindowBits: 10 }],
+      ['level 1 memLevel 3 threshold 0', { level: 1, memLevel: 3, threshold: 0 }, { level: 9, threshold: 0 }],
+    ];
+    for (const [name, serverDeflate, clientDeflate] of combos) {
+      const limits = { maxMessageSize: 4 * MiB, maxFrameSize: 4 * MiB };
+      const s = await startServer({ perMessageDeflate: serverDeflate, ...limits });
+      const ws = await client(s.url(), { perMessageDeflate: clientDeflate, ...limits });
+      expect(ws.extensions, name).toMatch(/^permessage-deflate/);
+      for (const size of [0, 16, 1500, 70_000, 2 * MiB]) {
+        for (const binary of [false, true]) {
+          const data = binary
+            ? repeatedBlock(Math.max(1, size >> 4), 16).subarray(0, size)
+            : jsonLike(size, size);
+          await ws.send(data, { binary });
+          await ws.send(data, { binary }); // again: exercises context takeover
+          for (let i = 0; i < 2; i++) {
+            const m = await receiveOne(ws);
+            expect(m.type, `${name} ${size}`).toBe(binary ? 'binary' : 'text');
+            expect(m.data.equals(data), `${name} ${size} ${binary}`).toBe(true);
+          }
+        }
+      }
+      await ws.close();
+      await s.wss.close();
+    }
+  });
+});
+
+describe('safety on a connection', () => {
+  it('a 100 MiB zero bomb is refused with 1009 using little memory', async () => {
+    const bomb = await zeroBomb(100 * MiB);
+    expect(bomb.length).toBeLessThan(128 * KiB); // fits a default 1 MiB frame
+    const s = await startServer({ perMessageDeflate: true, propagateCommonErrors: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const serverErrors = errorsOf(peer);
+    const gc = getGc();
+    gc();
+    const base = process.memoryUsage();
+    let peakRss = base.rss;
+    let peakBuffers = base.arrayBuffers;
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      peakRss = Math.max(peakRss, m.rss);
+      peakBuffers = Math.max(peakBuffers, m.arrayBuffers);
+    }, 2);
+    try {
+      await ws.sendFrame({ fin: true, rsv: 4, opcode: 2, masked: true, payload: bomb });
+      const info = await ws.closed;
+      expect(info.code).toBe(1009); // the server's Close
+      await peer.closed;
+      expect(serverErrors.map((e) => e.code)).toEqual([1009]);
+    } finally {
+      clearInterval(sampler);
+    }
+    const end = process.memoryUsage();
+    peakRss = Math.max(peakRss, end.rss);
+    peakBuffers = Math.max(peakBuffers, end.arrayBuffers);
+    expect(peakRss - base.rss).toBeLessThan(50 * MiB);
+    expect(peakBuffers - base.arrayBuffers).toBeLessThan(20 * MiB);
+  });
+
+  it('maxMessageSize counts decompressed bytes, across fragments', async () => {
+    const s = await startServer({ perMessageDeflate: { threshold: 0 }, maxMessageSize: 100_000 });
+    const ws = await client(s.url(), { perMessageDeflate: { threshold: 0 } });
+    const ok = jsonLike(100_000);
+    await ws.send(ok);
+    expect((await receiveOne(ws)).data.equals(ok)).toBe(true);
+    await ws.send(jsonLike(60_000), { fin: false });
+    await ws.send(jsonLike(60_000));
+    expect((await ws.closed).code).toBe(1009);
+  });
+
+  it('invalid deflate data closes with 1007', async () => {
+    const s = await startServer({ perMessageDeflate: true, propagateCommonErrors: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const serverErrors = errorsOf(peer);
+    await ws.sendFrame({
+      fin: true,
+      rsv: 4,
+      opcode: 1,
+      masked: true,
+      payload: Buffer.from('not deflate at all'),
+    });
+    expect((await ws.closed).code).toBe(1007);
+    await peer.closed;
+    expect(serverErrors.map((e) => e.code)).toEqual([1007]);
+  });
+
+  it('RSV1 on a continuation frame is a protocol error (1002)', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const compressed = deflateRawSync(Buffer.from('hello'), { finishFlush: zconst.Z_SYNC_FLUSH });
+    await ws.sendFrame({ fin: false, rsv: 4, opcode: 1, masked: true, payload: compressed });
+    await ws.sendFrame({ fin: true, rsv: 4, opcode: 0, masked: true, payload: compressed.subarray(0, 0) });
+    expect((await ws.closed).code).toBe(1002);
+  });
+
+  it('RSV1 without negotiated compression is a protocol error (1002)', async () => {
+    const s = await startServer({});
+    const ws = await client(s.url('/idle'));
+    await ws.sendFrame({ fin: true, rsv: 4, opcode: 1, masked: true, payload: Buffer.from('x') });
+    expect((await ws.closed).code).toBe(1002);
+  });
+
+  it('many connections compressing at once never exceed the zlib bound', async () => {
+    const saved = zlibLimiter.concurrency;
+    zlibLimiter.concurrency = 3;
+    zlibLimiter.resetPeak();
+    let sawWaiting = 0;
+    const watcher = setInterval(() => {
+      sawWaiting = Math.max(sawWaiting, zlibLimiter.waiting);
+    }, 1);
+    try {
+      const s = await startServer({ perMessageDeflate: { threshold: 0 } });
+      const clients = await Promise.all(
+        Array.from({ length: 30 }, () => client(s.url(), { perMessageDeflate: { threshold: 0 } })),
+      );
+      const data = jsonLike(256 * KiB, 9);
+      await Promise.all(
+        clients.map(async (ws) => {
+          await Promise.all([ws.send(data), ws.send(data), ws.send(data)]);
+          for (let i = 0; i < 3; i++) expect((await receiveOne(ws)).data.equals(data)).toBe(true);
+        }),
+      );
+      expect(zlibLimiter.peak).toBeLessThanOrEqual(3);
+      expect(zlibLimiter.peak).toBe(3); // the bound was reached, so it was what held them back
+      expect(sawWaiting).toBeGreaterThan(0);
+    } finally {
+      clearInterval(watcher);
+      zlibLimiter.concurrency = saved;
+    }
+    expect(zlibLimiter.active).toBe(0);
+  });
+
+  it('a connection closed while inflating gives its limiter slot and contexts back', async () => {
+    const s = await startServer({ perMessageDeflate: { threshold: 0 }, maxMessageSize: 64 * MiB });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: { threshold: 0 } });
+    const { ws: peer } = await s.next();
+    const frames = spy(peer);
+    const bomb = await zeroBomb(60 * MiB);
+    await ws.sendFrame({ fin: true, rsv: 4, opcode: 2, masked: true, payload: bomb });
+    // Inflation starts as the frame arrives (and takes far longer than one poll).
+    await eventually(() => zlibLimiter.active > 0 || frames.length > 0, 10_000, 'inflation to start');
+    peer.terminate();
+    ws.terminate();
+    await eventually(() => zlibLimiter.active === 0 && zlibContexts() === 0, 10_000, 'the slot and contexts');
+  });
+});
+
+describe('zlib contexts are released', () => {
+  it('after 10,000 connect/close cycles with a compressed message each way, nothing leaks', async () => {
+    // A server of its own that keeps no reference to its connections.
+    const wss = new WebSocketServer({ pingInterval: 0, perMessageDeflate: { threshold: 0 } });
+    wss.route('/echo', async (ws) => {
+      for await (const m of ws) await ws.send(m.data, { binary: m.type === 'binary' });
+    });
+    const { port } = await wss.listen(0, '127.0.0.1');
+    cleanups.push(() => wss.close());
+    const url = `ws://127.0.0.1:${port}/echo`;
+    const gc = getGc();
+    const payload = jsonLike(200, 3);
+    const cycle = async () => {
+      const ws = await connect(url, { pingInterval: 0, perMessageDeflate: { threshold: 0 } });
+      try {
+        if (ws.extensions !== 'permessage-deflate') throw new Error(`not negotiated: ${ws.extensions}`);
+        await ws.send(payload);
+        const m = await ws.receive();
+        if (m === null || !m.data.equals(payload)) throw new Error('echo mismatch');
+        await ws.close();
+      } catch (err) {
+        ws.terminate();
+        throw err;
+      }
+    };
+    const run = async (count: number, batch: number) => {
+      for (let done = 0; done < count; done += batch) {
+        await Promise.all(Array.from({ length: Math.min(batch, count - done) }, cycle));
+      }
+    };
+    const settleAll = async () => {
+      await eventually(() => wss.clients.size === 0 && zlibContexts() === 0, 10_000, 'all contexts released');
+      for (let i = 0; i < 3; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        gc();
+      }
+    };
+
+    await run(500, 50); // warm-up: JIT, pools, allocator arenas
+    await settleAll();
+    const base = process.memoryUsage();
+    let peakContexts = 0;
+    const watcher = setInterval(() => {
+      peakContexts = Math.max(peakContexts, zlibContexts());
+    }, 5);
+    try {
+      await run(10_000, 50);
+    } finally {
+      clearInterval(watcher);
+    }
+    expect(peakContexts).toBeGreaterThan(0); // compression was really in use
+    await settleAll();
+    expect(zlibContexts()).toBe(0);
+    const end = process.memoryUsage();
+    const heapGrowth = end.heapUsed - base.heapUsed;
+    const rssGrowth = end.rss - base.rss;
+    expect(heapGrowth).toBeLessThan(16 * MiB);
+    expect(rssGrowth).toBeLessThan(64 * MiB);
+  }, 120_000);
+});
