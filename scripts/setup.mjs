@@ -32,7 +32,9 @@ if (process.argv.includes('--system')) {
         env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
       });
     } else {
-      console.log(`setup: ${missing.join(', ')} missing (needs root and apt-get); the suites that use them skip`);
+      console.log(
+        `setup: ${missing.join(', ')} missing (needs root and apt-get); the suites that use them skip`,
+      );
     }
   }
 }
