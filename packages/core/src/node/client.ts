@@ -1,13 +1,16 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { CloseCode } from '../protocol/close-codes.js';
+import { buildClosePayload } from '../protocol/close-frame.js';
 import { HandshakeError, type HandshakeResponse, WebSocketError } from '../protocol/errors.js';
 import { type ExtensionOffer, formatExtensions } from '../protocol/extensions.js';
+import { Opcode } from '../protocol/frame.js';
+import { encodeFrame } from '../protocol/frame-writer.js';
 import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
 import {
   acceptResponse,
   buildOffers,
-  PERMESSAGE_DEFLATE,
   type PerMessageDeflateOptions,
   validateDeflateOptions,
 } from '../protocol/permessage-deflate.js';
@@ -170,24 +173,13 @@ function attempt(
           { key, protocols },
         );
         let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
-        const foreign = checked.extensions.find((e) => e.name !== PERMESSAGE_DEFLATE);
-        if (foreign !== undefined) {
-          throw new WebSocketError(
-            1010,
-            `The server accepted an extension that was not offered: ${foreign.name}`,
-          );
-        }
-        if (checked.extensions.length > 0) {
-          if (deflateOffers.length === 0) {
-            throw new WebSocketError(1010, 'The server accepted permessage-deflate, which was not offered');
-          }
-          const params = acceptResponse(checked.extensions, deflateOffers);
-          if (params !== null) {
-            // The local settings (threshold, level, memLevel) of the offer the server took.
-            const taken =
-              deflateOffers.find((offer) => answers(checked.extensions, offer)) ?? deflateOffers[0]!;
-            compressor = createPerMessageDeflate(params, 'client', taken);
-          }
+        // 1010 for any extension that was not offered, or an invalid answer (RFC 7692 §7.1).
+        const params = acceptResponse(checked.extensions, deflateOffers);
+        if (params !== null) {
+          // The local settings (threshold, level, memLevel) of the offer the server took.
+          const taken =
+            deflateOffers.find((offer) => answers(checked.extensions, offer)) ?? deflateOffers[0]!;
+          compressor = createPerMessageDeflate(params, 'client', taken);
         }
         ws = new WebSocket({
           side: 'client',
@@ -222,10 +214,17 @@ function attempt(
  * level, so a Close with 1010 tells the server why (§7.4.1).
  */
 function failUpgrade(socket: Duplex, err: unknown): void {
-  if (err instanceof WebSocketError && err.code === 1010) {
-    // A masked Close frame with code 1010 and no reason (client -> server).
-    const mask = [0x12, 0x34, 0x56, 0x78];
-    socket.end(Buffer.from([0x88, 0x82, ...mask, 0x03 ^ mask[0]!, 0xf2 ^ mask[1]!]));
+  socket.on('error', () => {}); // a reset now must not become an uncaught error
+  if (err instanceof WebSocketError && err.code === CloseCode.MANDATORY_EXT) {
+    // A Close frame with code 1010, masked with a fresh key like every client frame (§5.3).
+    const frame = {
+      fin: true,
+      rsv: 0,
+      opcode: Opcode.CLOSE,
+      masked: true,
+      payload: buildClosePayload(err.code),
+    };
+    socket.end(Buffer.concat(encodeFrame(frame)));
     setTimeout(() => socket.destroy(), 1000).unref();
     return;
   }

@@ -10,7 +10,7 @@ import type { MessageCompressor } from './compressor.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Message } from './message.js';
 import type { ResolvedConnectionOptions } from './options.js';
-import { type Stage, autoPing, autoPong } from './stages.js';
+import { autoPing, autoPong, type Stage } from './stages.js';
 
 export type Data = string | ArrayBufferView | ArrayBuffer;
 
@@ -76,9 +76,11 @@ interface PendingPing {
 }
 
 const EMPTY = Buffer.alloc(0);
+const noop = (): void => {};
 const FRAME_TAP_LIMIT = 1024;
 
-function toPayload(data: Data): Buffer {
+/** The bytes of a message payload, without copying Buffers and views. */
+export function toPayload(data: Data): Buffer {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (Buffer.isBuffer(data)) return data;
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -147,7 +149,19 @@ export class WebSocket extends EventEmitter {
   private finished = false;
   /** The peer's Close, received but not acted on yet (see deferClose). */
   private deferredClose: Frame | undefined;
+  /** Called once the send queue is empty (a deferred Close waits for it). */
+  private onSendsIdle: (() => void) | undefined;
   private backpressureReported = false;
+  /** socket.writableLength when this tick's first write began: the unread backlog. */
+  private tickBacklog = 0;
+  /** close() was called: no new sends, even while earlier ones are still queued. */
+  private closeRequested = false;
+  /** The peer ended its side of TCP; ours ends once everything received was handled. */
+  private peerEnded = false;
+  /** Every complete frame received so far has been handled (nothing paused or pending). */
+  private inboundDrained = true;
+  /** Frames encoded once for many connections, waiting for a fragmented message to end. */
+  private heldFrames: Buffer[] = [];
 
   constructor(init: ConnectionInit) {
     super({ captureRejections: true });
@@ -200,7 +214,8 @@ export class WebSocket extends EventEmitter {
   // ---- introspection -------------------------------------------------------------------
 
   get readyState(): ReadyState {
-    return this.proto.state;
+    const state = this.proto.state;
+    return state === ReadyState.OPEN && this.closeRequested ? ReadyState.CLOSING : state;
   }
 
   /** Bytes accepted by send() but not yet written to the network. */
@@ -221,8 +236,8 @@ export class WebSocket extends EventEmitter {
    * `await ws.send()` follows the peer's pace.
    */
   send(data: Data, options: SendOptions = {}): Promise<void> {
-    if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent) {
-      return Promise.reject(notOpen(this.proto.state));
+    if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent || this.closeRequested) {
+      return Promise.reject(notOpen(this.readyState));
     }
     let payload: Buffer;
     try {
@@ -257,7 +272,9 @@ export class WebSocket extends EventEmitter {
       } catch (err) {
         return Promise.reject(err);
       }
-      return this.flush();
+      const written = this.flush();
+      if (fin) this.releaseHeldFrames();
+      return written;
     }
     return new Promise<void>((resolve, reject) => {
       this.sendQueue.push({ kind: 'data', opcode, payload, fin, compress, resolve, reject });
@@ -279,7 +296,8 @@ export class WebSocket extends EventEmitter {
       payload = toPayload(data);
     }
     const key = payload.toString('latin1');
-    if (this.pendingPings.has(key)) return Promise.reject(new Error('A ping with this payload is already pending'));
+    if (this.pendingPings.has(key))
+      return Promise.reject(new Error('A ping with this payload is already pending'));
     try {
       this.proto.ping(payload);
     } catch (err) {
@@ -287,7 +305,7 @@ export class WebSocket extends EventEmitter {
     }
     return new Promise<number>((resolve, reject) => {
       this.pendingPings.set(key, { start: performance.now(), resolve, reject });
-      this.flush().catch(() => {});
+      this.flushQuietly();
     });
   }
 
@@ -295,7 +313,7 @@ export class WebSocket extends EventEmitter {
   pong(data: Data = EMPTY): void {
     if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent) return;
     this.proto.pong(toPayload(data));
-    this.flush().catch(() => {});
+    this.flushQuietly();
   }
 
   /**
@@ -304,11 +322,12 @@ export class WebSocket extends EventEmitter {
    * does not complete the handshake.
    */
   close(code: number = CloseCode.NORMAL_CLOSURE, reason = ''): Promise<CloseInfo> {
-    if (this.finished || this.proto.closeSent) return this.closed;
+    if (this.finished || this.proto.closeSent || this.closeRequested) return this.closed;
     try {
       if (this.sending || this.sendQueue.length > 0) {
         buildClosePayload(code, reason); // validate now, so a bad code fails this call
         this.sendQueue.push({ kind: 'close', code, reason });
+        this.closeRequested = true;
       } else {
         this.proto.close(code, reason);
         this.afterCloseSent();
@@ -442,6 +461,7 @@ export class WebSocket extends EventEmitter {
 
   subscribe(topic: string): void {
     if (this.hub === undefined) throw new Error('subscribe() needs a server-side connection');
+    if (this.finished) return; // a closed connection must not stay in the topic index
     this.topics.add(topic);
     this.hub.subscribe(this, topic);
   }
@@ -452,15 +472,42 @@ export class WebSocket extends EventEmitter {
   }
 
   /**
-   * Writes frames encoded once for many connections (publish). Returns false when the
-   * connection can't take data now (closing, or inside an outgoing fragmented message).
+   * Writes a complete frame encoded once for many connections (publish). While an
+   * outgoing fragmented message or queued sends are in progress, the frame waits and
+   * goes out right after them (RFC 6455 §5.4: no data frame inside a fragmented
+   * message). Returns false when the connection no longer takes data. Outbound stages
+   * don't see these frames.
    * @internal
    */
   sendEncoded(bytes: Buffer): boolean {
-    if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent || this.proto.sendingFragments) return false;
-    if (this.sending || this.sendQueue.length > 0) return false;
-    this.writeToSocket([bytes]);
+    if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent || this.closeRequested) return false;
+    if (!this.socket.writable) return false;
+    if (
+      this.proto.sendingFragments ||
+      this.sending ||
+      this.sendQueue.length > 0 ||
+      this.heldFrames.length > 0
+    ) {
+      this.heldFrames.push(bytes);
+      return true;
+    }
+    this.writeToSocket([bytes]).catch(noop);
     return true;
+  }
+
+  private releaseHeldFrames(): void {
+    if (
+      this.heldFrames.length === 0 ||
+      this.proto.sendingFragments ||
+      this.sending ||
+      this.sendQueue.length > 0
+    ) {
+      return;
+    }
+    const held = this.heldFrames;
+    this.heldFrames = [];
+    if (this.proto.closeSent || this.finished || !this.socket.writable) return;
+    this.writeToSocket(held).catch(noop);
   }
 
   // ---- internals: inbound --------------------------------------------------------------
@@ -474,10 +521,15 @@ export class WebSocket extends EventEmitter {
   private processInbound(): void {
     if (this.processing) return;
     this.processing = true;
+    this.inboundDrained = false;
+    let drained = false;
     try {
-      while (this.pauseReasons.size === 0 && !this.inflating) {
+      while (this.pauseReasons.size === 0 && !this.inflating && !this.finished) {
         let frame = this.proto.nextFrame();
-        if (frame === null) break;
+        if (frame === null) {
+          drained = true;
+          break;
+        }
         let dropped = false;
         for (const stage of this.stageList) {
           if (stage.inbound === undefined) continue;
@@ -507,12 +559,19 @@ export class WebSocket extends EventEmitter {
     } finally {
       this.processing = false;
     }
+    if (drained && !this.inflating && this.deferredClose === undefined) {
+      this.inboundDrained = true;
+      this.endAfterPeer();
+    }
   }
 
   private handleEvents(): void {
     const events = this.proto.takeEvents();
-    for (const event of events) this.handleEvent(event);
-    this.flush().catch(() => {});
+    for (const event of events) {
+      if (this.finished) break; // e.g. terminate() from a 'message' listener
+      this.handleEvent(event);
+    }
+    this.flushQuietly();
     if (this.proto.shouldCloseTransport) this.closeTransport();
   }
 
@@ -550,6 +609,8 @@ export class WebSocket extends EventEmitter {
     const compressor = this.compressor;
     if (compressor === undefined) return;
     this.inflating = true;
+    // Bytes arriving meanwhile would pile up in the parser: stop reading until done.
+    this.pauseReading('inflate');
     const limit = this.proto.inflateBudget;
     compressor
       .decompress(data, fin, limit, (chunk) => {
@@ -566,7 +627,9 @@ export class WebSocket extends EventEmitter {
       )
       .then(() => {
         this.inflating = false;
+        if (this.finished) return;
         this.handleEvents();
+        this.resumeReading('inflate');
         this.processInbound();
       })
       .catch((err: unknown) => this.internalError(err));
@@ -582,19 +645,24 @@ export class WebSocket extends EventEmitter {
   private deferClose(frame: Frame): void {
     this.pauseReading('close');
     this.deferredClose = frame;
-    const deadline = Date.now() + this.opts.closeTimeout;
-    const act = () => {
-      if (this.finished) return;
-      if ((this.sending || this.sendQueue.length > 0) && Date.now() < deadline) {
-        setTimeout(act, 1);
+    let done = false;
+    const act = (force: boolean) => {
+      if (done || this.finished) return;
+      if (!force && (this.sending || this.sendQueue.length > 0)) {
+        this.onSendsIdle = () => act(false); // pumpSends calls this when the queue empties
         return;
       }
+      done = true;
+      clearTimeout(limit);
+      this.onSendsIdle = undefined;
       this.deferredClose = undefined;
       this.proto.receiveFrame(frame);
       this.handleEvents();
       this.resumeReading('close');
+      this.endAfterPeer();
     };
-    setImmediate(act);
+    const limit = setTimeout(() => act(true), this.opts.closeTimeout);
+    setImmediate(() => act(false));
   }
 
   private deliver(msg: Message): void {
@@ -605,6 +673,15 @@ export class WebSocket extends EventEmitter {
     const waiter = this.waiters.shift();
     if (waiter !== undefined) {
       waiter(msg);
+      return;
+    }
+    if (this.proto.closeSent !== undefined) {
+      // Closing: keep reading so the peer's Close gets through; the queue stays bounded.
+      if (this.inbox.length >= this.opts.maxQueuedMessages) {
+        this.log.debug({ size: msg.size }, 'message dropped: received after our Close with the queue full');
+        return;
+      }
+      this.inbox.push(msg);
       return;
     }
     this.inbox.push(msg);
@@ -692,6 +769,7 @@ export class WebSocket extends EventEmitter {
           if (this.finished || this.proto.closeSent) throw notOpen(this.proto.state);
           this.proto.send(item.opcode, payload, { fin: item.fin, compressed: item.compress });
           this.flush().then(item.resolve, item.reject);
+          if (item.fin) this.releaseHeldFrames();
         } catch (err) {
           if (this.sendQueue[0] === item) {
             this.sendQueue.shift();
@@ -703,6 +781,11 @@ export class WebSocket extends EventEmitter {
     } finally {
       this.sending = false;
     }
+    this.releaseHeldFrames();
+    const idle = this.onSendsIdle;
+    this.onSendsIdle = undefined;
+    idle?.();
+    this.endAfterPeer();
   }
 
   /** Writes what the protocol queued. Resolves when handed over (after 'drain' if needed). */
@@ -712,24 +795,30 @@ export class WebSocket extends EventEmitter {
     return this.writeToSocket(out);
   }
 
+  /** flush() for callers that don't wait: no promise unless there is something to write. */
+  private flushQuietly(): void {
+    const out = this.proto.takeOutput();
+    if (out.length > 0) this.writeToSocket(out).catch(noop);
+  }
+
   private writeToSocket(buffers: Buffer[]): Promise<void> {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return Promise.reject(notOpen(this.proto.state));
     // Many small writes in one tick leave in one syscall (writev on uncork).
     if (!this.corked) {
       this.corked = true;
+      this.tickBacklog = socket.writableLength;
       socket.cork();
       process.nextTick(() => {
         this.corked = false;
         socket.uncork();
       });
     }
-    // A slow consumer is one that left earlier data unread: what was buffered before this
-    // write counts, so a single message larger than maxBufferedAmount still goes out.
-    const backlog = this.bufferedAmount;
     let ok = true;
     for (const b of buffers) ok = socket.write(b);
-    this.checkBackpressure(backlog);
+    // A slow consumer leaves earlier data unread: only what was still buffered when this
+    // tick began counts, so neither one large message nor a burst of sends is penalized.
+    this.checkBackpressure(this.tickBacklog);
     if (ok) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
@@ -752,8 +841,7 @@ export class WebSocket extends EventEmitter {
     // The Close 1008 goes out behind the queued data: a peer that reads again before
     // closeTimeout learns why it was closed; one that doesn't is destroyed by the timer.
     this.proto.fail(new WebSocketError(CloseCode.POLICY_VIOLATION, 'Slow consumer: too much data buffered'));
-    this.proto.takeEvents();
-    this.flush().catch(() => {});
+    this.handleEvents();
     this.armCloseTimer();
     this.socket.end();
   }
@@ -776,7 +864,10 @@ export class WebSocket extends EventEmitter {
   // ---- internals: closing --------------------------------------------------------------
 
   private afterCloseSent(): void {
-    this.flush().catch(() => {});
+    this.flushQuietly();
+    // A consumer that stopped reading must not keep the peer's Close from being seen.
+    this.resumeReading('inbox');
+    this.resumeReading('frames');
     this.armCloseTimer();
     if (this.proto.shouldCloseTransport) this.closeTransport();
   }
@@ -802,6 +893,8 @@ export class WebSocket extends EventEmitter {
     if (timeout <= 0) return;
     const check = () => {
       if (this.finished) return;
+      // While we don't read (backpressure), the peer's silence can't be observed.
+      if (this.pauseReasons.size > 0) this.lastActivity = Date.now();
       const idle = Date.now() - this.lastActivity;
       if (idle < timeout) {
         this.idleTimer = setTimeout(check, timeout - idle);
@@ -819,9 +912,19 @@ export class WebSocket extends EventEmitter {
   }
 
   private onEnd(): void {
-    // The peer closed its side. RFC 6455 §7.1.1: the TCP close follows the Close frames.
-    if (!this.socket.writableEnded) this.socket.end();
+    // The peer closed its side (RFC 6455 §7.1.1: the TCP close follows the Close frames).
+    // Ours ends once what it sent is handled: a message still inflating, a deferred
+    // Close and replies still being compressed go out first (bounded by closeTimeout).
+    this.peerEnded = true;
     this.armCloseTimer();
+    this.endAfterPeer();
+  }
+
+  private endAfterPeer(): void {
+    if (!this.peerEnded || this.finished || this.socket.writableEnded) return;
+    if (!this.inboundDrained || this.inflating || this.deferredClose !== undefined) return;
+    if (this.sending || this.sendQueue.length > 0) return;
+    this.socket.end();
   }
 
   private onSocketError(err: Error): void {
@@ -853,6 +956,7 @@ export class WebSocket extends EventEmitter {
     for (const item of this.sendQueue) if (item.kind === 'data') item.reject(closedErr);
     this.sendQueue = [];
     this.sendQueueBytes = 0;
+    this.heldFrames = [];
     this.onDrain();
     for (const topic of this.topics) this.hub?.unsubscribe(this, topic);
     this.wakeWaiters();

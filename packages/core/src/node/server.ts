@@ -19,7 +19,7 @@ import {
   type PerMessageDeflateOptions,
   validateDeflateOptions,
 } from '../protocol/permessage-deflate.js';
-import { type Data, type TopicHub, WebSocket } from './connection.js';
+import { type Data, type TopicHub, toPayload, WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import { createLogger, type Logger } from './logger.js';
 import {
@@ -158,14 +158,7 @@ export class WebSocketServer implements TopicHub {
   publish(topic: string, data: Data, opts: { binary?: boolean } = {}): number {
     const set = this.topicIndex.get(topic);
     if (set === undefined || set.size === 0) return 0;
-    const payload =
-      typeof data === 'string'
-        ? Buffer.from(data)
-        : Buffer.isBuffer(data)
-          ? data
-          : ArrayBuffer.isView(data)
-            ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-            : Buffer.from(data);
+    const payload = toPayload(data);
     const binary = opts.binary ?? typeof data !== 'string';
     const frame = encodeFrame({
       fin: true,
@@ -177,12 +170,8 @@ export class WebSocketServer implements TopicHub {
     const bytes = frame.length === 1 ? frame[0]! : Buffer.concat(frame);
     let count = 0;
     for (const ws of set) {
-      if (ws.readyState !== WebSocket.OPEN) continue;
-      if (!ws.sendEncoded(bytes)) {
-        // Busy with an ordered send (compression, fragments): queue behind it.
-        ws.send(payload, { binary, compress: false }).catch(() => {});
-      }
-      count++;
+      // Written now, or right after the connection's fragmented/queued sends.
+      if (ws.sendEncoded(bytes)) count++;
     }
     return count;
   }
@@ -356,6 +345,11 @@ export class WebSocketServer implements TopicHub {
       this.deny(socket, upgradeReq, opts);
       return null;
     }
+    if (this.closing) {
+      // close() began while acceptConnection ran: it must not be outlived.
+      this.refuse(socket, 503, 'The server is shutting down');
+      return null;
+    }
 
     const protocol = opts.protocols ? selectSubprotocol(validated.protocols, opts.protocols) : undefined;
     let extensions = '';
@@ -450,14 +444,17 @@ export class WebSocketServer implements TopicHub {
   }
 
   private trackHandshake(socket: Duplex): void {
-    if (this.handshakeTimeout <= 0 || this.pendingHandshakes.has(socket)) return;
+    if (this.handshakeTimeout <= 0) return;
+    const known = this.pendingHandshakes.has(socket);
+    // null: an earlier request on this keep-alive connection finished; time this one anew.
+    if (known && this.pendingHandshakes.get(socket) !== null) return;
     const timer = setTimeout(() => {
       this.log.debug({ handshakeTimeout: this.handshakeTimeout }, 'handshake timeout: dropping the socket');
       socket.destroy();
     }, this.handshakeTimeout);
     timer.unref();
     this.pendingHandshakes.set(socket, timer);
-    socket.once('close', () => this.handshakeDone(socket));
+    if (!known) socket.once('close', () => this.handshakeDone(socket));
   }
 
   private handshakeDone(socket: Duplex): void {

@@ -1,5 +1,5 @@
-import { Opcode } from '../protocol/frame.js';
 import type { Frame } from '../protocol/frame.js';
+import { Opcode } from '../protocol/frame.js';
 import type { WebSocket } from './connection.js';
 
 /**
@@ -29,15 +29,29 @@ export function autoPong(): Stage {
   };
 }
 
-/** Sends a Ping every `interval` ms; each Pong updates ws.rtt. */
+/**
+ * Sends a Ping every `interval` ms; each Pong updates ws.rtt. No new Ping goes out while
+ * the previous one is unanswered, so a peer that never answers can't grow the pending set
+ * (liveness is then connectionTimeout's job).
+ */
 export function autoPing(interval: number): Stage {
   const timers = new WeakMap<WebSocket, NodeJS.Timeout>();
   return {
     name: 'auto-ping',
     attach(ws) {
       if (interval <= 0) return;
+      let inFlight = false;
       const timer = setInterval(() => {
-        if (ws.readyState === 1) ws.ping().catch(() => {});
+        if (ws.readyState !== 1 || inFlight) return;
+        inFlight = true;
+        ws.ping().then(
+          () => {
+            inFlight = false;
+          },
+          () => {
+            inFlight = false;
+          },
+        );
       }, interval);
       timers.set(ws, timer);
     },

@@ -9,13 +9,20 @@ import type { Duplex } from 'node:stream';
  * the socket is closed. `release()` detaches the response before the socket is handed
  * to the WebSocket handshake, after which nothing may be written through it.
  */
-export function createUpgradeResponse(req: IncomingMessage, socket: Duplex): {
+export function createUpgradeResponse(
+  req: IncomingMessage,
+  socket: Duplex,
+): {
   res: ServerResponse;
   release: () => void;
 } {
   const res = new ServerResponse(req);
   res.shouldKeepAlive = false; // the answer ends this connection: "Connection: close"
   res.assignSocket(socket as Socket);
+  // Node leaves an upgrade socket without an 'error' listener: a reset while the
+  // framework writes its answer must not crash the process.
+  const onError = (): void => {};
+  socket.on('error', onError);
   let released = false;
   const onFinish = () => {
     if (released) return;
@@ -31,6 +38,7 @@ export function createUpgradeResponse(req: IncomingMessage, socket: Duplex): {
       if (released) return;
       released = true;
       res.off('finish', onFinish);
+      socket.off('error', onError);
       res.detachSocket(socket as Socket);
     },
   };

@@ -161,6 +161,7 @@ export class Protocol {
   connectionLost(): void {
     this.state = ReadyState.CLOSED;
     this.inflating = false;
+    this.parser.discard(); // nothing received is processed after the connection is gone
   }
 
   takeEvents(): ProtocolEvent[] {
