@@ -411,25 +411,62 @@ describe.skipIf(!available)(
       });
     });
 
-    it('Python asks for server_max_window_bits=8: our server declines compression, the connection works', async () => {
-      const wss = new WebSocketServer({ pingInterval: 0, perMessageDeflate: true });
+    it('Python asks for server_max_window_bits=8: our server agrees, sends plain, and inflates Python', async () => {
+      const wss = new WebSocketServer({
+        pingInterval: 0,
+        closeTimeout: 3000,
+        perMessageDeflate: { threshold: 0 },
+        ...LIMITS,
+      });
+      const sent: Array<[number, number, number]> = [];
+      const received: Array<[number, number]> = [];
       let ext: string | undefined;
-      wss.route('/*', async (ws) => {
+      let result: Promise<number> | undefined;
+      wss.route('/*', (ws) => {
         ext = ws.extensions;
-        for await (const m of ws) await ws.send(m.data, { binary: m.type === 'binary' });
+        // The frames as they leave (after compression, before encoding) and as they arrive.
+        ws.use({
+          name: 'rsv-spy',
+          outbound(frame) {
+            sent.push([frame.opcode, frame.rsv, frame.payload.length]);
+            return frame;
+          },
+          inbound(frame) {
+            received.push([frame.opcode, frame.rsv]);
+            return frame;
+          },
+        });
+        result = (async () => {
+          const n = await roundTrips(ws, false);
+          await ws.close(1000, 'done');
+          return n;
+        })();
       });
       const { port } = await wss.listen(0, '127.0.0.1');
       cleanups.push(() => wss.close());
-      // server_max_window_bits=8 cannot be honoured with zlib: declined (RFC 7692 §7.1.2.1).
       const py = startPython('deflate_client.py', [
         `ws://127.0.0.1:${port}/`,
         JSON.stringify({ server_max_window_bits: 8 }),
       ]);
       const open = await py.next('open');
       expect(open.offer).toBe('permessage-deflate; server_max_window_bits=8; client_max_window_bits');
-      expect(open.header).toBeNull();
-      expect(open.deflate).toBeNull();
-      expect(ext).toBe('');
+      // Accepted (RFC 7692 §7.1.2.1): we cannot compress within 8 bits, so we never compress
+      // (RFC 7692 §6: RSV1 is chosen per message) and only inflate what Python sends.
+      expect(open.header).toBe('permessage-deflate; server_max_window_bits=8');
+      expect(ext).toBe(open.header);
+      const d = open.deflate as PyDeflate;
+      expect(d.remote_max_window_bits).toBe(8);
+      expect(d.local_max_window_bits).toBe(15);
+      expect(await result).toBe(payloads.length);
+      const closed = await py.next('closed');
+      expect(closed.count).toBe(payloads.length);
+      expect(closed.code).toBe(1000);
+      expect(await py.exited).toBe(0);
+      const data = (frames: Array<[number, ...number[]]>) => frames.filter(([op]) => op === 1 || op === 2);
+      // Ours: RSV1 clear and the full length, threshold 0 notwithstanding.
+      expect(data(sent)).toEqual(payloads.map((p) => [typeof p.data === 'string' ? 1 : 2, 0, p.size]));
+      // Python's echoes: compressed, every one of them.
+      expect(data(received).map(([, rsv]) => rsv)).toEqual(payloads.map(() => 4));
     });
   },
 );

@@ -1,13 +1,18 @@
 /**
  * permessage-deflate interop with the `ws` npm package, both ways: a `ws` server with our
  * client, and our server with a `ws` client. For each of ws's perMessageDeflate parameters
- * (serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits 9..15,
- * clientMaxWindowBits true / 9..15, threshold) both sides must report the same
+ * (serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits 8..15,
+ * clientMaxWindowBits true / 8..15, threshold) both sides must report the same
  * Sec-WebSocket-Extensions, and text and binary messages of 16 B .. 1 MiB, fragmented and
  * not, must come back byte for byte through an echo on the other side.
+ *
+ * Windows of 8 bits: wskit keeps the extension but never compresses what it sends with its
+ * own 8-bit window (zlib cannot); the frames are read off the wire to check RSV1. `ws` copes
+ * with 8 itself: it asks zlib for an 8-bit raw deflate, which zlib raises to 9 bits, whose
+ * matches reach at most 250 bytes back (a valid 8-bit stream), and zlib inflates with 8.
  */
 import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import {
   type ClientOptions,
   connect,
@@ -72,6 +77,63 @@ function paramsOf(header: string): string[] {
   expect(rest).toHaveLength(0);
   expect(ext?.name).toBe('permessage-deflate');
   return ext!.params.map(([k, v]) => (v === true ? k : `${k}=${v}`)).sort();
+}
+
+/** A frame header as seen on the wire. */
+interface WireFrame {
+  fin: boolean;
+  /** RSV bits as in Frame.rsv: 4 is RSV1. */
+  rsv: number;
+  opcode: number;
+  masked: boolean;
+  length: number;
+}
+
+/** Reads the frame headers of everything `socket` receives from now on (payloads skipped). */
+function tapFrames(socket: Socket): WireFrame[] {
+  const frames: WireFrame[] = [];
+  let pending = Buffer.alloc(0); // an incomplete header
+  let skip = 0; // payload bytes of the current frame still to come
+  socket.on('data', (chunk: Buffer) => {
+    let data = chunk;
+    for (;;) {
+      if (skip > 0) {
+        const n = Math.min(skip, data.length);
+        skip -= n;
+        data = data.subarray(n);
+      }
+      if (skip > 0 || data.length === 0) return;
+      if (pending.length > 0) {
+        data = Buffer.concat([pending, data]);
+        pending = Buffer.alloc(0);
+      }
+      const b1 = data[1];
+      if (b1 === undefined) {
+        pending = Buffer.from(data);
+        return;
+      }
+      let length = b1 & 0x7f;
+      let offset = 2;
+      if (length === 126) {
+        offset = 4;
+        if (data.length >= offset) length = data.readUInt16BE(2);
+      } else if (length === 127) {
+        offset = 10;
+        if (data.length >= offset) length = Number(data.readBigUInt64BE(2));
+      }
+      const masked = (b1 & 0x80) !== 0;
+      if (masked) offset += 4;
+      if (data.length < offset) {
+        pending = Buffer.from(data);
+        return;
+      }
+      const b0 = data[0]!;
+      frames.push({ fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked, length });
+      data = data.subarray(offset);
+      skip = length;
+    }
+  });
+  return frames;
 }
 
 // ---- resources -------------------------------------------------------------------------
@@ -160,7 +222,7 @@ function spy(ws: WebSocket): Frame[] {
 async function startWsServer(perMessageDeflate: WsDeflateOptions | boolean) {
   const server = new WsServer({ port: 0, host: '127.0.0.1', perMessageDeflate, maxPayload: 8 * MiB });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-  const sockets = new Queue<{ ws: WsClient; header: string | undefined }>();
+  const sockets = new Queue<{ ws: WsClient; header: string | undefined; wire: WireFrame[] }>();
   // The Sec-WebSocket-Extensions that ws answers with (its ws.extensions only has names).
   const answered = new WeakMap<object, string | undefined>();
   server.on('headers', (headers, req) => {
@@ -168,12 +230,14 @@ async function startWsServer(perMessageDeflate: WsDeflateOptions | boolean) {
     answered.set(req, line?.slice(line.indexOf(':') + 1).trim());
   });
   server.on('connection', (ws, req) => {
+    // What the client sends from now on, read off the wire.
+    const wire = tapFrames(req.socket);
     const fragmented = req.url === '/frag';
     ws.on('message', (data, isBinary) => {
       const buf = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
       void wsSend(ws, isBinary ? buf : buf.toString('utf8'), fragmented).catch(() => {});
     });
-    sockets.push({ ws, header: answered.get(req) });
+    sockets.push({ ws, header: answered.get(req), wire });
   });
   cleanups.push(
     () =>
@@ -210,24 +274,30 @@ async function ourClient(
   return ws;
 }
 
-/** A ws client, open, with the Sec-WebSocket-Extensions of the 101 it got. */
+/**
+ * A ws client, open, with the Sec-WebSocket-Extensions of the 101 it got and the frames
+ * the server sends it, read off the wire.
+ */
 async function wsClient(
   url: string,
   perMessageDeflate: WsDeflateOptions | boolean,
-): Promise<{ ws: WsClient; header: string | undefined }> {
+): Promise<{ ws: WsClient; header: string | undefined; wire: WireFrame[] }> {
   const ws = new WsClient(url, { perMessageDeflate, maxPayload: 8 * MiB });
   cleanups.push(() => ws.terminate());
   let header: string | undefined;
+  let wire: WireFrame[] = [];
   ws.once('upgrade', (res) => {
     const value = res.headers['sec-websocket-extensions'];
     header = Array.isArray(value) ? value.join(', ') : value;
+    // Our server sends nothing before the client speaks, so no frame is in the 101's chunk.
+    wire = tapFrames(res.socket);
   });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
   ws.on('error', () => {});
-  return { ws, header };
+  return { ws, header, wire };
 }
 
 async function receive(ws: WebSocket): Promise<Message> {
@@ -269,7 +339,8 @@ const combos: Combo[] = [
     expectWsServer: ['client_no_context_takeover'],
     expectWsClient: ['client_no_context_takeover'],
   },
-  ...[9, 10, 11, 12, 13, 14, 15].map(
+  // With 8, wskit as the server keeps the extension and sends uncompressed.
+  ...[8, 9, 10, 11, 12, 13, 14, 15].map(
     (bits): Combo => ({
       name: `serverMaxWindowBits ${bits}`,
       ws: { serverMaxWindowBits: bits },
@@ -287,7 +358,8 @@ const combos: Combo[] = [
     expectWsServer: ['client_max_window_bits=11'],
     expectWsClient: ['client_max_window_bits=12'],
   },
-  ...[9, 10, 11, 12, 13, 14, 15].map(
+  // With 8, wskit as the client keeps the extension and sends uncompressed.
+  ...[8, 9, 10, 11, 12, 13, 14, 15].map(
     (bits): Combo => ({
       name: `clientMaxWindowBits ${bits}`,
       ws: { clientMaxWindowBits: bits },
@@ -448,16 +520,57 @@ describe('offers and fallbacks against ws', () => {
     expect(peer.extensions).toBe('');
   });
 
-  it('our server declines a ws client that asks server_max_window_bits=8 (zlib cannot)', async () => {
-    const server = await startOurServer(true);
-    const { ws, header } = await wsClient(server.url(), { serverMaxWindowBits: 8 });
+  const eightBitPayloads = [
+    { data: textPayload(16) as string | Buffer, size: 16 },
+    { data: textPayload(5000), size: 5000 },
+    { data: binaryPayload(5000), size: 5000 },
+    { data: textPayload(300_000), size: 300_000 },
+  ];
+  const opcodeOf = (data: string | Buffer) => (typeof data === 'string' ? 1 : 2);
+
+  it('our server accepts a ws client that asks server_max_window_bits=8, and sends it plain messages', async () => {
+    const server = await startOurServer({ threshold: 0 });
+    const { ws, header, wire } = await wsClient(server.url(), { serverMaxWindowBits: 8 });
     const messages = wsMessages(ws);
-    const { ws: peer } = await server.sockets.shift();
-    expect(header).toBeUndefined();
-    expect(peer.extensions).toBe('');
-    expect(ws.extensions).toBe('');
-    ws.send('still works');
-    expect((await messages.shift()).data.toString()).toBe('still works');
+    const { ws: peer, frames } = await server.sockets.shift();
+    // ws offered "permessage-deflate; server_max_window_bits=8; client_max_window_bits".
+    expect(header).toBe('permessage-deflate; server_max_window_bits=8');
+    expect(peer.extensions).toBe(header);
+    expect(ws.extensions).toBe('permessage-deflate');
+    for (const p of eightBitPayloads) {
+      await wsSend(ws, p.data, false);
+      const m = await messages.shift();
+      expect(m.binary).toBe(typeof p.data !== 'string');
+      expect(sha(m.data), String(p.size)).toBe(sha(Buffer.from(p.data)));
+    }
+    // ws compressed every message it sent (its window is 15 bits), and we inflated them...
+    expect(frames.map((f) => [f.opcode, f.rsv])).toEqual(eightBitPayloads.map((p) => [opcodeOf(p.data), 4]));
+    // ...while our echoes went out plain despite threshold 0: RSV1 clear, full length.
+    // (ws would inflate with windowBits 8, which zlib accepts; it never has to here.)
+    expect(wire.map((f) => [f.opcode, f.rsv, f.masked, f.length])).toEqual(
+      eightBitPayloads.map((p) => [opcodeOf(p.data), 0, false, p.size]),
+    );
+  });
+
+  it('our client with a ws server that sets client_max_window_bits=8: it sends plain, gets compressed', async () => {
+    const server = await startWsServer({ clientMaxWindowBits: 8, threshold: 0 });
+    const ws = await ourClient(server.url(), { clientMaxWindowBits: true, threshold: 0 });
+    const peer = await server.sockets.shift();
+    expect(ws.extensions).toBe('permessage-deflate; client_max_window_bits=8');
+    expect(peer.header).toBe(ws.extensions);
+    const frames = spy(ws);
+    for (const p of eightBitPayloads) {
+      await ourSend(ws, p.data, false);
+      const m = await receive(ws);
+      expect(m.type).toBe(typeof p.data === 'string' ? 'text' : 'binary');
+      expect(sha(m.data), String(p.size)).toBe(sha(Buffer.from(p.data)));
+    }
+    // Ours, on the wire: masked, RSV1 clear, the full length (threshold 0 notwithstanding).
+    expect(peer.wire.map((f) => [f.opcode, f.rsv, f.masked, f.length])).toEqual(
+      eightBitPayloads.map((p) => [opcodeOf(p.data), 0, true, p.size]),
+    );
+    // ws's echoes (its own window is 15 bits) came compressed, and we inflated them.
+    expect(frames.map((f) => f.rsv)).toEqual(eightBitPayloads.map(() => 4));
   });
 
   it('a ws client with client_max_window_bits=8 is inflated with 9 bits', async () => {

@@ -6,6 +6,7 @@
  * route / client, 1009 and 1007 closes, client 1010 failures, context release).
  */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
@@ -191,6 +192,36 @@ async function eventually(check: () => boolean, ms = 10_000, what = 'a condition
     if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * A hand-written upgrade request with this Sec-WebSocket-Extensions; resolves with the
+ * extensions of the 101 answer (the socket is then dropped).
+ */
+function rawUpgrade(url: string, extensions: string): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url.replace(/^ws:/, 'http:'), {
+      agent: false,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+        'Sec-WebSocket-Extensions': extensions,
+      },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      const value = res.headers['sec-websocket-extensions'];
+      resolve(Array.isArray(value) ? value.join(', ') : value);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      reject(new Error(`expected 101, got ${res.statusCode}`));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 // =======================================================================================
@@ -427,22 +458,57 @@ describe('window bits (RFC 7692 §7.1.2)', () => {
     }
   });
 
-  it('an 8-bit peer window is inflated with 9 bits; compressing with 8 is refused', async () => {
-    const serverSide = createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 8 }, 'server');
+  it('an 8-bit peer window is inflated with 9 bits', async () => {
+    const serverSide = createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 8 }, 'server', {
+      threshold: 0,
+    });
     try {
       expect(serverSide.params.inflateWindowBits).toBe(9);
+      // The peer's window limits only what the peer sends: this side compresses as usual.
+      expect(serverSide.params.canDeflate).toBe(true);
+      expect(serverSide.threshold).toBe(0);
       const small = jsonLike(2000);
+      // zlib's 9-bit deflater never reaches further back than 250 bytes: a valid 8-bit stream.
       const raw = deflateRawSync(small, { finishFlush: zconst.Z_SYNC_FLUSH, windowBits: 9 });
       expect((await inflateAll(serverSide, raw.subarray(0, raw.length - 4))).equals(small)).toBe(true);
     } finally {
       serverSide.close();
     }
-    expect(() => createPerMessageDeflate({ ...PARAMS, serverMaxWindowBits: 8 }, 'server')).toThrow(
-      RangeError,
-    );
-    expect(() => createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 8 }, 'client')).toThrow(
-      RangeError,
-    );
+  });
+
+  it('a side whose own agreed window is 8 bits never compresses, and still inflates', async () => {
+    const cases: Array<[DeflateParams, 'server' | 'client']> = [
+      [{ ...PARAMS, serverMaxWindowBits: 8 }, 'server'],
+      [{ ...PARAMS, clientMaxWindowBits: 8 }, 'client'],
+    ];
+    for (const [params, side] of cases) {
+      const own8 = createPerMessageDeflate(params, side, { threshold: 0 });
+      const byDefault = createPerMessageDeflate(params, side);
+      const peer = createPerMessageDeflate(params, side === 'server' ? 'client' : 'server');
+      try {
+        // zlib cannot compress within 8 bits, and compressing is optional per message
+        // (RFC 7692 §6): a threshold no message reaches keeps RSV1 clear on everything.
+        expect(own8.params.canDeflate, side).toBe(false);
+        expect(own8.threshold, side).toBe(Number.POSITIVE_INFINITY);
+        expect(byDefault.threshold, side).toBe(Number.POSITIVE_INFINITY);
+        // The other side is unaffected: it compresses (default threshold) and inflates with 9.
+        expect(peer.params.canDeflate, side).toBe(true);
+        expect(peer.threshold, side).toBe(1024);
+        expect(peer.params.inflateWindowBits, side).toBe(9);
+        // What the peer compresses with its own (15-bit) window is read by the 8-bit side.
+        for (const seed of [1, 2]) {
+          const data = jsonLike(20_000, seed);
+          const compressed = await peer.compress(data, true);
+          expect(compressed.length).toBeLessThan(data.length / 2);
+          expect((await inflateAll(own8, compressed)).equals(data), side).toBe(true);
+        }
+        expect(own8.contexts).toBe(1); // the decompressor only
+      } finally {
+        own8.close();
+        byDefault.close();
+        peer.close();
+      }
+    }
   });
 });
 
@@ -475,12 +541,27 @@ describe('zlib level and memLevel', () => {
   it('rejects invalid level and memLevel when a server or route is configured', () => {
     expect(() => new WebSocketServer({ perMessageDeflate: { level: 10 } })).toThrow(RangeError);
     expect(() => new WebSocketServer({ perMessageDeflate: { memLevel: 0 } })).toThrow(RangeError);
-    expect(() => new WebSocketServer({ perMessageDeflate: { serverMaxWindowBits: 8 } })).toThrow(RangeError);
+    for (const bits of [7, 16]) {
+      expect(() => new WebSocketServer({ perMessageDeflate: { serverMaxWindowBits: bits } })).toThrow(
+        RangeError,
+      );
+      expect(() => new WebSocketServer({ perMessageDeflate: { clientMaxWindowBits: bits } })).toThrow(
+        RangeError,
+      );
+    }
     expect(() =>
       new WebSocketServer().route('/x', () => {}, { perMessageDeflate: { threshold: -1 } }),
     ).toThrow(RangeError);
+    expect(() =>
+      new WebSocketServer().route('/x', () => {}, { perMessageDeflate: { serverMaxWindowBits: 7 } }),
+    ).toThrow(RangeError);
     expect(
       () => new WebSocketServer({ perMessageDeflate: { clientMaxWindowBits: 8, level: 9 } }),
+    ).not.toThrow();
+    // A server window of 8 is valid: the server then sends uncompressed messages.
+    expect(() => new WebSocketServer({ perMessageDeflate: { serverMaxWindowBits: 8 } })).not.toThrow();
+    expect(() =>
+      new WebSocketServer().route('/x', () => {}, { perMessageDeflate: { serverMaxWindowBits: 8 } }),
     ).not.toThrow();
   });
 
@@ -488,13 +569,34 @@ describe('zlib level and memLevel', () => {
     // Nothing listens on port 9 of 127.0.0.1: a rejection other than RangeError would be
     // a connection error, so the options must have been checked first.
     const bad: ClientOptions['perMessageDeflate'][] = [
-      { clientMaxWindowBits: 8 },
+      { clientMaxWindowBits: 7 },
+      { clientMaxWindowBits: 16 },
+      { clientMaxWindowBits: 'x' as unknown as number },
+      [{}, { clientMaxWindowBits: 7 }],
+      { serverMaxWindowBits: 7 },
       { level: 12 },
       [{}, { memLevel: 10 }],
       { serverMaxWindowBits: 16 },
     ];
     for (const perMessageDeflate of bad) {
       await expect(connect('ws://127.0.0.1:9/', { perMessageDeflate })).rejects.toThrow(RangeError);
+    }
+  });
+
+  it('connect() takes a client window of 8 (it then sends uncompressed messages)', async () => {
+    // A listener that drops every connection: the attempt fails at the transport, which
+    // proves the options were accepted.
+    const sink = createNetServer((socket) => socket.destroy());
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => sink.close(() => r())));
+    const url = `ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`;
+    for (const perMessageDeflate of [
+      { clientMaxWindowBits: 8 },
+      [{ clientMaxWindowBits: 8, serverMaxWindowBits: 8 }, {}],
+    ]) {
+      const r = await settle(connect(url, { pingInterval: 0, handshakeTimeout: 5000, perMessageDeflate }));
+      expect(r.ok).toBe(false);
+      expect((r as { error: unknown }).error).not.toBeInstanceOf(RangeError);
     }
   });
 });
@@ -687,15 +789,81 @@ describe('negotiation end to end', () => {
   });
 
   it('the server skips an offer it must decline and takes the next one', async () => {
+    // Our client only makes valid offers, so the offers are written by hand here.
     const s = await startServer({ perMessageDeflate: true });
+    const fallback = 'permessage-deflate; server_no_context_takeover';
+    const cases: Array<[string, string]> = [
+      // RFC 7692 §7.1: a duplicate or unknown parameter makes the server decline an offer.
+      [`permessage-deflate; server_max_window_bits=10; server_max_window_bits=10, ${fallback}`, fallback],
+      [`permessage-deflate; x_unknown, ${fallback}`, fallback],
+      // A window of 8 is no reason to decline: the first offer is taken.
+      [
+        `permessage-deflate; server_max_window_bits=8, ${fallback}`,
+        'permessage-deflate; server_max_window_bits=8',
+      ],
+    ];
+    for (const [offer, expected] of cases) {
+      const answer = await rawUpgrade(s.url(), offer);
+      expect(answer, offer).toBe(expected);
+      const { ws: peer, req } = await s.next();
+      expect(req.headers['sec-websocket-extensions']).toBe(offer);
+      expect(peer.extensions, offer).toBe(expected);
+    }
+  });
+
+  it('the server takes an offer forcing server_max_window_bits=8: it sends plain, the client compresses', async () => {
+    const s = await startServer({ perMessageDeflate: { threshold: 0 } });
     const ws = await client(s.url(), {
-      perMessageDeflate: [{ serverMaxWindowBits: 8 }, { serverNoContextTakeover: true }],
+      perMessageDeflate: [{ serverMaxWindowBits: 8, threshold: 0 }, { serverNoContextTakeover: true }],
     });
-    expect(ws.extensions).toBe('permessage-deflate; server_no_context_takeover');
-    // The agreed parameters are really used: echo works both ways.
-    const data = jsonLike(5000);
-    await ws.send(data);
-    expect((await receiveOne(ws)).data.equals(data)).toBe(true);
+    expect(ws.extensions).toBe('permessage-deflate; server_max_window_bits=8');
+    const { ws: peer } = await s.next();
+    expect(peer.extensions).toBe(ws.extensions);
+    const toServer = spy(peer);
+    const toClient = spy(ws);
+    const sizes = [10, 5000, 200_000];
+    for (const size of sizes) {
+      const data = jsonLike(size, size);
+      await ws.send(data);
+      expect((await receiveOne(ws)).data.equals(data), String(size)).toBe(true);
+    }
+    // RSV1 on every message the client sent (threshold 0), on none the server sent, whose
+    // payloads are the plain text (RFC 7692 §6: compressing a message is optional).
+    expect(toServer.map((f) => f.rsv)).toEqual([4, 4, 4]);
+    expect(toServer[2]!.payload.length).toBeLessThan(200_000 / 3);
+    expect(toClient.map((f) => [f.opcode, f.rsv, f.payload.length])).toEqual(
+      sizes.map((size) => [2, 0, size]),
+    );
+  });
+
+  it('client_max_window_bits=8: the client sends plain, the server compresses', async () => {
+    // Asked by the client itself, and set by the server for a client that offers the parameter.
+    const s1 = await startServer({ perMessageDeflate: { threshold: 0 } });
+    const a = await client(s1.url(), { perMessageDeflate: { clientMaxWindowBits: 8, threshold: 0 } });
+    const s2 = await startServer({ perMessageDeflate: { clientMaxWindowBits: 8, threshold: 0 } });
+    const b = await client(s2.url(), { perMessageDeflate: { clientMaxWindowBits: true, threshold: 0 } });
+    for (const [s, ws] of [
+      [s1, a],
+      [s2, b],
+    ] as const) {
+      expect(ws.extensions).toBe('permessage-deflate; client_max_window_bits=8');
+      const { ws: peer } = await s.next();
+      expect(peer.extensions).toBe(ws.extensions);
+      const toServer = spy(peer);
+      const toClient = spy(ws);
+      for (const size of [10, 5000, 200_000]) {
+        const data = jsonLike(size, size);
+        await ws.send(data);
+        expect((await receiveOne(ws)).data.equals(data), String(size)).toBe(true);
+      }
+      expect(toServer.map((f) => [f.opcode, f.rsv, f.payload.length])).toEqual([
+        [2, 0, 10],
+        [2, 0, 5000],
+        [2, 0, 200_000],
+      ]);
+      expect(toClient.map((f) => f.rsv)).toEqual([4, 4, 4]);
+      expect(toClient[2]!.payload.length).toBeLessThan(200_000 / 3);
+    }
   });
 
   it('without perMessageDeflate on either side, no extension is agreed', async () => {
@@ -742,18 +910,25 @@ describe('negotiation end to end', () => {
 });
 
 describe('the client fails an invalid answer with 1010', () => {
-  /** A fake server that answers every upgrade with 101 and this extensions header. */
+  /**
+   * A fake server that answers every upgrade with 101 and this extensions header, then
+   * writes `then` (frames) if given. `received` is what the client sent after the handshake,
+   * once it ended the connection; `bytes()` the same so far.
+   */
   async function fakeServer(
     extensions: string | undefined,
-  ): Promise<{ url: string; received: Promise<Buffer> }> {
+    then?: Buffer,
+  ): Promise<{ url: string; received: Promise<Buffer>; bytes: () => Buffer }> {
     let gotBytes!: (b: Buffer) => void;
     const received = new Promise<Buffer>((r) => {
       gotBytes = r;
     });
+    const after: Buffer[] = [];
+    const sockets = new Set<Socket>();
     const server: NetServer = createNetServer((socket: Socket) => {
+      sockets.add(socket);
       let buf = Buffer.alloc(0);
       let answered = false;
-      const after: Buffer[] = [];
       socket.on('data', (chunk: Buffer) => {
         if (answered) {
           after.push(chunk);
@@ -770,16 +945,29 @@ describe('the client fails an invalid answer with 1010', () => {
             (extensions === undefined ? '' : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
             '\r\n',
         );
+        if (then !== undefined) socket.write(then);
       });
       socket.on('end', () => {
         gotBytes(Buffer.concat(after));
         socket.end();
       });
+      socket.on('close', () => gotBytes(Buffer.concat(after)));
       socket.on('error', () => {});
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/`, received };
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          // A connection left open (say, by a failed assertion) must not hold close() up.
+          for (const socket of sockets) socket.destroy();
+          server.close(() => r());
+        }),
+    );
+    return {
+      url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+      received,
+      bytes: () => Buffer.concat(after),
+    };
   }
 
   /** Unmasks a client's Close frame and returns its code. */
@@ -813,9 +1001,14 @@ describe('the client fails an invalid answer with 1010', () => {
     ['an unconfirmed server_no_context_takeover', 'permessage-deflate', { serverNoContextTakeover: true }],
     ['an invalid window value', 'permessage-deflate; server_max_window_bits=16', true],
     [
-      'client_max_window_bits=8',
-      'permessage-deflate; client_max_window_bits=8',
+      'an invalid client window value',
+      'permessage-deflate; client_max_window_bits=7',
       { clientMaxWindowBits: true },
+    ],
+    [
+      'a client window larger than our own limit of 8',
+      'permessage-deflate; client_max_window_bits=9',
+      { clientMaxWindowBits: 8 },
     ],
     ['two answers', 'permessage-deflate, permessage-deflate', [{}, {}]],
   ];
@@ -823,11 +1016,50 @@ describe('the client fails an invalid answer with 1010', () => {
   it.each(cases)('%s', async (_name, header, offer) => {
     const fake = await fakeServer(header);
     const r = await settle(connect(fake.url, { pingInterval: 0, perMessageDeflate: offer }));
+    if (r.ok) r.value.terminate(); // unexpectedly open: don't leave it behind
     expect(r.ok).toBe(false);
     const err = (r as { error: unknown }).error as WebSocketError;
     expect(err).toBeInstanceOf(WebSocketError);
     expect(err.code).toBe(1010);
     expect(closeCode(await fake.received)).toBe(1010);
+  });
+
+  it('accepts client_max_window_bits=8 and server_max_window_bits=8: sends plain, inflates what it gets', async () => {
+    // The server's first message, compressed as a server with an 8-bit window may: zlib's
+    // 9-bit deflater never refers further back than 250 bytes (its window minus 262).
+    const text = jsonLike(3000, 4);
+    const deflated = deflateRawSync(text, { finishFlush: zconst.Z_SYNC_FLUSH, windowBits: 9 });
+    const payload = deflated.subarray(0, deflated.length - 4);
+    expect(payload.length).toBeLessThan(text.length / 2);
+    expect(payload.length).toBeGreaterThan(125);
+    expect(payload.length).toBeLessThan(65_536);
+    // FIN + RSV1 + text, unmasked, 16-bit length.
+    const frame = Buffer.concat([
+      Buffer.from([0xc1, 126, payload.length >> 8, payload.length & 0xff]),
+      payload,
+    ]);
+    const header = 'permessage-deflate; server_max_window_bits=8; client_max_window_bits=8';
+    const fake = await fakeServer(header, frame);
+    const ws = await client(fake.url, { perMessageDeflate: { clientMaxWindowBits: true, threshold: 0 } });
+    expect(ws.extensions).toBe(header);
+    // The frame (RSV1 set) came with the 101: the message is its inflated payload.
+    const m = await receiveOne(ws);
+    expect(m.type).toBe('text');
+    expect(m.data.equals(text)).toBe(true);
+
+    // Our message goes out plain despite threshold 0: RSV1 clear, the text itself (masked).
+    const out = jsonLike(5000, 5);
+    await ws.send(out.toString());
+    await eventually(() => fake.bytes().length >= 8 + out.length, 5000, 'the frame at the fake server');
+    ws.terminate();
+    const wire = fake.bytes();
+    expect(wire[0]).toBe(0x81); // FIN, RSV1-3 clear, text
+    expect(wire[1]).toBe(0x80 | 126); // masked, 16-bit length
+    expect(wire.readUInt16BE(2)).toBe(out.length);
+    const mask = wire.subarray(4, 8);
+    const body = Buffer.from(wire.subarray(8, 8 + out.length));
+    for (let i = 0; i < body.length; i++) body[i] = body[i]! ^ mask[i & 3]!;
+    expect(body.equals(out)).toBe(true);
   });
 
   it('accepts a valid answer from the same fake server (the harness itself works)', async () => {
@@ -956,6 +1188,9 @@ describe('messages over a compressed connection', () => {
         { serverNoContextTakeover: true, clientNoContextTakeover: true },
       ],
       ['windows 9', { serverMaxWindowBits: 9, clientMaxWindowBits: 9 }, { clientMaxWindowBits: true }],
+      // Neither side compresses (their own windows are 8 bits), but the extension is agreed.
+      ['windows 8', { serverMaxWindowBits: 8, clientMaxWindowBits: 8 }, { clientMaxWindowBits: true }],
+      ['client window 8 only', { threshold: 0 }, { clientMaxWindowBits: 8, threshold: 0 }],
       ['client windows', true, { serverMaxWindowBits: 9, clientMaxWindowBits: 10 }],
       ['level 1 memLevel 3 threshold 0', { level: 1, memLevel: 3, threshold: 0 }, { level: 9, threshold: 0 }],
     ];

@@ -71,11 +71,21 @@ describe('options', () => {
     );
   });
 
-  it('refuses, per side, a window of 8 that this side would have to compress with', () => {
-    expect(() => validateDeflateOptions({ serverMaxWindowBits: 8 }, 'server')).toThrow(RangeError);
-    expect(() => validateDeflateOptions({ clientMaxWindowBits: 8 }, 'server')).not.toThrow();
-    expect(() => validateDeflateOptions({ clientMaxWindowBits: 8 }, 'client')).toThrow(RangeError);
-    expect(() => validateDeflateOptions({ serverMaxWindowBits: 8 }, 'client')).not.toThrow();
+  it("accepts, on either side, a window of 8 even for the side's own compressor", () => {
+    // A side whose own window is 8 bits keeps the extension but sends uncompressed
+    // messages (RFC 7692 §6: compressing a message is optional); see sideParams below.
+    for (const side of ['server', 'client'] as const) {
+      expect(() => validateDeflateOptions({ serverMaxWindowBits: 8 }, side), side).not.toThrow();
+      expect(() => validateDeflateOptions({ clientMaxWindowBits: 8 }, side), side).not.toThrow();
+      expect(() =>
+        validateDeflateOptions({ serverMaxWindowBits: 8, clientMaxWindowBits: 8 }, side),
+      ).not.toThrow();
+      // ...while the range is still enforced per side.
+      for (const bits of [7, 16]) {
+        expect(() => validateDeflateOptions({ serverMaxWindowBits: bits }, side)).toThrow(RangeError);
+        expect(() => validateDeflateOptions({ clientMaxWindowBits: bits }, side)).toThrow(RangeError);
+      }
+    }
   });
 
   it('rejects a bad threshold, level or memLevel', () => {
@@ -126,11 +136,23 @@ describe('server: negotiate', () => {
   });
 
   it('takes the fallback offer of RFC 7692 §7.1 when the first is declined', () => {
-    const header =
-      'permessage-deflate; client_max_window_bits; server_max_window_bits=8, permessage-deflate; client_max_window_bits';
-    expect(serve(header)).toEqual({ header: 'permessage-deflate', params: DEFAULTS });
-    // ...and the first one when it is acceptable.
-    expect(serve(header.replace('=8', '=10'))?.header).toBe('permessage-deflate; server_max_window_bits=10');
+    // The RFC's example pair, with a first offer the server must decline: a parameter
+    // repeated (RFC 7692 §7.1: an offer with a duplicate parameter is declined).
+    const first = 'permessage-deflate; client_max_window_bits; server_max_window_bits=10';
+    const fallback = 'permessage-deflate; client_max_window_bits';
+    expect(serve(`${first}; server_max_window_bits=10, ${fallback}`)).toEqual({
+      header: 'permessage-deflate',
+      params: DEFAULTS,
+    });
+    // An unknown parameter is declined the same way.
+    expect(serve(`${first}; x_unknown, ${fallback}`)?.header).toBe('permessage-deflate');
+    // ...and the first one is taken when it is acceptable, including with a window of 8
+    // (which no longer makes the server fall back).
+    expect(serve(`${first}, ${fallback}`)?.header).toBe('permessage-deflate; server_max_window_bits=10');
+    expect(serve(`${first.replace('=10', '=8')}, ${fallback}`)).toEqual({
+      header: 'permessage-deflate; server_max_window_bits=8',
+      params: { ...DEFAULTS, serverMaxWindowBits: 8 },
+    });
   });
 
   describe('server_no_context_takeover', () => {
@@ -195,13 +217,22 @@ describe('server: negotiate', () => {
       expect(serve('permessage-deflate; server_max_window_bits="10"')?.params.serverMaxWindowBits).toBe(10);
     });
 
-    it('declines an offer that forces a window of 8 bits (zlib cannot compress with it)', () => {
-      expect(serve('permessage-deflate; server_max_window_bits=8')).toBeNull();
-      expect(serve('permessage-deflate; server_max_window_bits=8, permessage-deflate')?.header).toBe(
-        'permessage-deflate',
+    it('accepts an offer that forces a window of 8 bits (the server then sends uncompressed)', () => {
+      const eight = {
+        header: 'permessage-deflate; server_max_window_bits=8',
+        params: { ...DEFAULTS, serverMaxWindowBits: 8 },
+      };
+      expect(serve('permessage-deflate; server_max_window_bits=8')).toEqual(eight);
+      // The first offer is taken: no fallback to a later one.
+      expect(serve('permessage-deflate; server_max_window_bits=8, permessage-deflate')).toEqual(eight);
+      // A configured limit of 8 is announced, and wins over a larger request.
+      expect(serve('permessage-deflate', { serverMaxWindowBits: 8 })).toEqual(eight);
+      expect(serve('permessage-deflate; server_max_window_bits=12', { serverMaxWindowBits: 8 })).toEqual(
+        eight,
       );
-      // A configured limit of 8 declines everything (validateDeflateOptions(..., 'server') reports it).
-      expect(serve('permessage-deflate', { serverMaxWindowBits: 8 })).toBeNull();
+      expect(serve('permessage-deflate; server_max_window_bits=8', { serverMaxWindowBits: 12 })).toEqual(
+        eight,
+      );
     });
   });
 
@@ -350,9 +381,16 @@ describe('client: buildOffers', () => {
 
   it('validates every offer', () => {
     expect(() => buildOffers([{}, { serverMaxWindowBits: 16 }])).toThrow(RangeError);
-    expect(() => buildOffers({ clientMaxWindowBits: 8 })).toThrow(RangeError);
+    expect(() => buildOffers([{}, { clientMaxWindowBits: 7 }])).toThrow(RangeError);
+    expect(() => buildOffers({ clientMaxWindowBits: 16 })).toThrow(RangeError);
+    expect(() => buildOffers({ serverMaxWindowBits: 7 })).toThrow(RangeError);
+    expect(() => buildOffers({ clientMaxWindowBits: 'x' as unknown as number })).toThrow(RangeError);
+    // 8 is a valid window for either parameter, our own (client) one included.
     expect(formatExtensions(buildOffers({ serverMaxWindowBits: 8 }))).toBe(
       'permessage-deflate; server_max_window_bits=8',
+    );
+    expect(formatExtensions(buildOffers([{ clientMaxWindowBits: 8 }, {}]))).toBe(
+      'permessage-deflate; client_max_window_bits=8, permessage-deflate',
     );
   });
 });
@@ -492,11 +530,27 @@ describe('client: acceptResponse', () => {
       });
     });
 
-    it('fails on client_max_window_bits=8, which zlib cannot compress with', () => {
+    it('accepts client_max_window_bits=8 (our client then sends uncompressed)', () => {
+      expect(accept('permessage-deflate; client_max_window_bits=8', [{ clientMaxWindowBits: true }])).toEqual(
+        { ...DEFAULTS, clientMaxWindowBits: 8 },
+      );
       expect(
-        clientFailure('permessage-deflate; client_max_window_bits=8', [{ clientMaxWindowBits: true }])
-          .message,
-      ).toMatch(/client_max_window_bits=8/);
+        accept('permessage-deflate; client_max_window_bits=8', [{ clientMaxWindowBits: 10 }])
+          ?.clientMaxWindowBits,
+      ).toBe(8);
+      // Our own declared limit of 8 holds when the server sets none or confirms it...
+      expect(accept('permessage-deflate', [{ clientMaxWindowBits: 8 }])).toEqual({
+        ...DEFAULTS,
+        clientMaxWindowBits: 8,
+      });
+      expect(
+        accept('permessage-deflate; client_max_window_bits=8', [{ clientMaxWindowBits: 8 }])
+          ?.clientMaxWindowBits,
+      ).toBe(8);
+      // ...and a larger answer is still refused.
+      expect(
+        clientFailure('permessage-deflate; client_max_window_bits=9', [{ clientMaxWindowBits: 8 }]).message,
+      ).toMatch(/larger than the offered 8/);
     });
   });
 
@@ -563,6 +617,7 @@ describe('sideParams', () => {
       inflateWindowBits: 12,
       deflateNoContextTakeover: true,
       inflateNoContextTakeover: false,
+      canDeflate: true,
     });
   });
 
@@ -572,6 +627,7 @@ describe('sideParams', () => {
       inflateWindowBits: 10,
       deflateNoContextTakeover: false,
       inflateNoContextTakeover: true,
+      canDeflate: true,
     });
   });
 
@@ -580,19 +636,64 @@ describe('sideParams', () => {
     expect(sideParams({ ...DEFAULTS, clientMaxWindowBits: 8 }, 'server').inflateWindowBits).toBe(9);
   });
 
-  it('refuses to deflate with an 8-bit window', () => {
-    expect(() => sideParams({ ...DEFAULTS, serverMaxWindowBits: 8 }, 'server')).toThrow(RangeError);
-    expect(() => sideParams({ ...DEFAULTS, clientMaxWindowBits: 8 }, 'client')).toThrow(RangeError);
+  it('does not deflate with an 8-bit window of its own (canDeflate false), and still inflates', () => {
+    // zlib cannot compress within 8 bits, so that side sends plain messages; the 9 given
+    // as deflateWindowBits is never used.
+    const server8 = { ...params, serverMaxWindowBits: 8 };
+    expect(sideParams(server8, 'server')).toEqual({
+      deflateWindowBits: 9,
+      inflateWindowBits: 12,
+      deflateNoContextTakeover: true,
+      inflateNoContextTakeover: false,
+      canDeflate: false,
+    });
+    // The peer of that side compresses as usual and inflates the (never compressed) 8 with 9.
+    expect(sideParams(server8, 'client')).toEqual({
+      deflateWindowBits: 12,
+      inflateWindowBits: 9,
+      deflateNoContextTakeover: false,
+      inflateNoContextTakeover: true,
+      canDeflate: true,
+    });
+    const client8 = { ...params, clientMaxWindowBits: 8 };
+    expect(sideParams(client8, 'client')).toEqual({
+      deflateWindowBits: 9,
+      inflateWindowBits: 10,
+      deflateNoContextTakeover: false,
+      inflateNoContextTakeover: true,
+      canDeflate: false,
+    });
+    expect(sideParams(client8, 'server')).toMatchObject({ canDeflate: true, inflateWindowBits: 9 });
+    // Both windows 8: neither side compresses, both can still inflate.
+    const both = { ...DEFAULTS, serverMaxWindowBits: 8, clientMaxWindowBits: 8 };
+    for (const side of ['server', 'client'] as const) {
+      expect(sideParams(both, side), side).toMatchObject({ canDeflate: false, inflateWindowBits: 9 });
+    }
+  });
+
+  it('can deflate with every window from 9 to 15', () => {
+    for (let bits = 9; bits <= 15; bits++) {
+      const p = { ...DEFAULTS, serverMaxWindowBits: bits, clientMaxWindowBits: bits };
+      for (const side of ['server', 'client'] as const) {
+        expect(sideParams(p, side), `${side} ${bits}`).toMatchObject({
+          canDeflate: true,
+          deflateWindowBits: bits,
+          inflateWindowBits: bits,
+        });
+      }
+    }
   });
 });
 
 describe('negotiation properties', () => {
-  const bits = fc.integer({ min: 9, max: 15 });
+  // Every window RFC 7692 allows, 8 included: a side whose own window is 8 keeps the
+  // extension and sends uncompressed (canDeflate false).
+  const bits = fc.integer({ min: 8, max: 15 });
   const clientOptions = fc.record(
     {
       serverNoContextTakeover: fc.boolean(),
       clientNoContextTakeover: fc.boolean(),
-      serverMaxWindowBits: fc.integer({ min: 8, max: 15 }),
+      serverMaxWindowBits: bits,
       clientMaxWindowBits: fc.oneof(fc.constant(true as const), bits),
     },
     { requiredKeys: [] },
@@ -615,14 +716,11 @@ describe('negotiation properties', () => {
         (offered, server) => {
           const header = formatExtensions(buildOffers(offered));
           const result = negotiate(parseExtensions(header), server);
-          if (result === null) {
-            // Only offers that force an 8-bit server window are ever declined.
-            expect(offered.every((o) => o.serverMaxWindowBits === 8)).toBe(true);
-            return;
-          }
-          const client = acceptResponse(parseExtensions(formatExtensions([result.response])), offered);
+          // Our client only makes valid offers, and the server declines only invalid ones.
+          expect(result).not.toBeNull();
+          const client = acceptResponse(parseExtensions(formatExtensions([result!.response])), offered);
           expect(client).not.toBeNull();
-          const s = result.params;
+          const s = result!.params;
           const c = client!;
           expect(c.serverNoContextTakeover).toBe(s.serverNoContextTakeover);
           expect(c.serverMaxWindowBits).toBe(s.serverMaxWindowBits);
@@ -630,15 +728,25 @@ describe('negotiation properties', () => {
           expect(c.clientMaxWindowBits).toBeLessThanOrEqual(s.clientMaxWindowBits);
           // ...and resets its context whenever the server relies on that.
           if (s.clientNoContextTakeover) expect(c.clientNoContextTakeover).toBe(true);
-          // Each side's compressor settings are usable by zlib.
-          expect(sideParams(s, 'server').deflateWindowBits).toBeGreaterThanOrEqual(9);
-          expect(sideParams(c, 'client').deflateWindowBits).toBeGreaterThanOrEqual(9);
-          expect(sideParams(c, 'client').inflateWindowBits).toBeGreaterThanOrEqual(
-            sideParams(s, 'server').deflateWindowBits,
-          );
-          expect(sideParams(s, 'server').inflateWindowBits).toBeGreaterThanOrEqual(
-            sideParams(c, 'client').deflateWindowBits,
-          );
+          const serverSide = sideParams(s, 'server');
+          const clientSide = sideParams(c, 'client');
+          // A side compresses exactly when its own agreed window is at least 9 bits...
+          expect(serverSide.canDeflate).toBe(s.serverMaxWindowBits >= 9);
+          expect(clientSide.canDeflate).toBe(c.clientMaxWindowBits >= 9);
+          // ...and then with at most the window its peer inflates with.
+          if (serverSide.canDeflate) {
+            expect(serverSide.deflateWindowBits).toBe(s.serverMaxWindowBits);
+            expect(clientSide.inflateWindowBits).toBeGreaterThanOrEqual(serverSide.deflateWindowBits);
+          }
+          if (clientSide.canDeflate) {
+            expect(clientSide.deflateWindowBits).toBe(c.clientMaxWindowBits);
+            expect(serverSide.inflateWindowBits).toBeGreaterThanOrEqual(clientSide.deflateWindowBits);
+          }
+          // Every zlib stream either side opens has a window zlib supports (9..15).
+          for (const side of [serverSide, clientSide]) {
+            expect(side.inflateWindowBits).toBeGreaterThanOrEqual(9);
+            expect(side.deflateWindowBits).toBeGreaterThanOrEqual(9);
+          }
           // The server never compresses with a larger window than it is configured for.
           expect(s.serverMaxWindowBits).toBeLessThanOrEqual(server.serverMaxWindowBits ?? 15);
         },
@@ -647,7 +755,7 @@ describe('negotiation properties', () => {
     );
   });
 
-  it('the server never answers with an invalid or unknown parameter', () => {
+  it('the server takes the first valid offer and never answers with an invalid or unknown parameter', () => {
     const name = fc.constantFrom(
       'server_no_context_takeover',
       'client_no_context_takeover',
@@ -663,19 +771,46 @@ describe('negotiation properties', () => {
       name: fc.constant('permessage-deflate'),
       params: fc.array(fc.tuple(name, value), { maxLength: 4 }),
     });
+    const validBits = (v: string | true) => v === '8' || v === '9' || v === '10' || v === '15';
+    /** A model of RFC 7692 §7.1 validity for the generated offers. */
+    const valid = (o: { params: Array<[string, string | true]> }) =>
+      new Set(o.params.map(([n]) => n)).size === o.params.length &&
+      o.params.every(([n, v]) => {
+        if (n.endsWith('_no_context_takeover')) return v === true;
+        if (n === 'server_max_window_bits') return validBits(v);
+        if (n === 'client_max_window_bits') return v === true || validBits(v);
+        return false;
+      });
     fc.assert(
       fc.property(fc.array(offer, { maxLength: 3 }), serverOptions, (offers, server) => {
         const result = negotiate(offers, server);
-        if (result === null) return;
-        const names = result.response.params.map(([n]) => n);
+        const first = offers.find(valid);
+        if (first === undefined) {
+          expect(result).toBeNull();
+          return;
+        }
+        expect(result).not.toBeNull();
+        const { response, params } = result!;
+        const names = response.params.map(([n]) => n);
         expect(new Set(names).size).toBe(names.length);
-        for (const [n, v] of result.response.params) {
+        for (const [n, v] of response.params) {
           if (n.endsWith('_no_context_takeover')) expect(v).toBe(true);
-          else expect(v).toMatch(/^(9|1[0-5]|8)$/);
+          else expect(v).toMatch(/^(8|9|1[0-5])$/);
           expect(n).not.toBe('other');
         }
-        // The server never agrees to compress with an 8-bit window.
-        expect(result.params.serverMaxWindowBits).toBeGreaterThanOrEqual(9);
+        // The answer is the first valid offer's, whatever its windows (8 included).
+        const asked = first.params.find(([n]) => n === 'server_max_window_bits')?.[1];
+        const expectedServerBits = Math.min(
+          typeof asked === 'string' ? Number(asked) : 15,
+          server.serverMaxWindowBits ?? 15,
+        );
+        expect(params.serverMaxWindowBits).toBe(expectedServerBits);
+        expect(params.serverNoContextTakeover).toBe(
+          first.params.some(([n]) => n === 'server_no_context_takeover') ||
+            server.serverNoContextTakeover === true,
+        );
+        // The server compresses only with a window zlib can honour.
+        expect(sideParams(params, 'server').canDeflate).toBe(params.serverMaxWindowBits >= 9);
       }),
       { numRuns: 500 },
     );

@@ -7,9 +7,10 @@
  * - Inflating: a decompressor with a larger window accepts any stream produced with a
  *   smaller one, so when the peer compresses with an 8-bit window we inflate with 9.
  * - Deflating: we must never compress with a window larger than the one agreed (the peer
- *   may have sized its decompressor to it), so we never agree to deflate with 8:
- *   the server declines any offer that would force server_max_window_bits=8, and the client
- *   fails a response that sets client_max_window_bits=8.
+ *   may have sized its decompressor to it), and zlib would silently use 9 for 8. Since
+ *   compressing any given message is optional (RFC 7692 §6: RSV1 is set per message), a
+ *   side whose agreed window is 8 bits still accepts the extension but sends every message
+ *   uncompressed (`SideParams.canDeflate` is false), while inflating what it receives.
  */
 import { CloseCode } from './close-codes.js';
 import { WebSocketError } from './errors.js';
@@ -64,6 +65,8 @@ export interface SideParams {
   deflateWindowBits: number;
   inflateNoContextTakeover: boolean;
   deflateNoContextTakeover: boolean;
+  /** False when the agreed window is 8 bits: this side then never compresses (see above). */
+  canDeflate: boolean;
 }
 
 const SERVER_NO_CONTEXT_TAKEOVER = 'server_no_context_takeover';
@@ -91,17 +94,17 @@ function checkWindowBits(name: string, value: unknown, min: number): void {
 
 /**
  * Validate options; throws RangeError (or TypeError for a wrong type) on a bad value.
- * Window bits must be integers 8..15. With `side`, the value this side would itself
- * compress with must also not be 8 (see the note at the top of this file): on the server
- * `serverMaxWindowBits`, on the client a numeric `clientMaxWindowBits`.
+ * Window bits must be integers 8..15 (8 for this side's own window means it never
+ * compresses; see the note at the top of this file). `side` is accepted for symmetry.
  */
 export function validateDeflateOptions(options: PerMessageDeflateOptions, side?: 'client' | 'server'): void {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('perMessageDeflate options must be an object');
   }
-  checkWindowBits('serverMaxWindowBits', options.serverMaxWindowBits, side === 'server' ? 9 : 8);
+  void side;
+  checkWindowBits('serverMaxWindowBits', options.serverMaxWindowBits, 8);
   if (options.clientMaxWindowBits !== true) {
-    checkWindowBits('clientMaxWindowBits', options.clientMaxWindowBits, side === 'client' ? 9 : 8);
+    checkWindowBits('clientMaxWindowBits', options.clientMaxWindowBits, 8);
   }
   for (const key of ['serverNoContextTakeover', 'clientNoContextTakeover'] as const) {
     const v = options[key];
@@ -134,18 +137,16 @@ export function resolveThreshold(options: PerMessageDeflateOptions): number {
 /**
  * The compressor/decompressor settings of one side. The side deflates with its own
  * parameters (server_* on the server) and inflates with the peer's.
- * An inflate window of 8 becomes 9 (a larger window reads a smaller stream); a deflate
- * window of 8 is refused with RangeError, since negotiation never agrees to it.
+ * An inflate window of 8 becomes 9 (a larger window reads a smaller stream); with a
+ * deflate window of 8, `canDeflate` is false and this side sends uncompressed messages.
  */
 export function sideParams(params: DeflateParams, side: 'client' | 'server'): SideParams {
   const server = side === 'server';
   const deflateWindowBits = server ? params.serverMaxWindowBits : params.clientMaxWindowBits;
   const inflateWindowBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
-  if (deflateWindowBits < 9) {
-    throw new RangeError(`Cannot compress with a ${deflateWindowBits}-bit window: zlib supports 9 to 15`);
-  }
   return {
-    deflateWindowBits,
+    deflateWindowBits: Math.max(9, deflateWindowBits),
+    canDeflate: deflateWindowBits >= 9,
     // zlib cannot inflate raw deflate with windowBits 8 either; 9 is a superset of 8.
     inflateWindowBits: inflateWindowBits === 8 ? 9 : inflateWindowBits,
     deflateNoContextTakeover: server ? params.serverNoContextTakeover : params.clientNoContextTakeover,
@@ -232,7 +233,7 @@ function offerFor(options: PerMessageDeflateOptions): ExtensionOffer {
 
 /**
  * The client's offers, in preference order: one permessage-deflate offer per options
- * object. Validates each (RangeError), including that a numeric clientMaxWindowBits is not 8.
+ * object. Validates each (RangeError).
  */
 export function buildOffers(
   options: PerMessageDeflateOptions | readonly PerMessageDeflateOptions[],
@@ -309,12 +310,6 @@ export function acceptResponse(
   if (typeof read === 'string') {
     throw mandatoryExt(`The server's permessage-deflate response is invalid: ${read}`);
   }
-  if (read.clientMaxWindowBits === 8) {
-    // See the note at the top of this file: zlib cannot compress with an 8-bit window.
-    throw mandatoryExt(
-      'The server asked for client_max_window_bits=8, which is not supported (the smallest window is 9 bits)',
-    );
-  }
 
   const reasons: string[] = [];
   for (const offer of offered) {
@@ -363,7 +358,6 @@ export function negotiate(
     let serverBits: number | undefined;
     if (read.serverMaxWindowBits !== undefined || options.serverMaxWindowBits !== undefined) {
       serverBits = Math.min(read.serverMaxWindowBits ?? 15, options.serverMaxWindowBits ?? 15);
-      if (serverBits < 9) continue; // we cannot compress with an 8-bit window: decline
     }
 
     // client_max_window_bits: RFC 7692 §7.1.2.2 — only when the offer had the parameter.
