@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { LogLevel, TlsOptions } from '@wskit/core';
 import { Command, CommanderError, Option } from 'commander';
+import { addBenchCommand } from './bench.js';
 import { runConnect } from './connect.js';
 import { runServe, type ServeHandle } from './serve.js';
 import {
@@ -63,7 +64,9 @@ export function createProgram(
   const io = resolveIo(ioOverrides);
   const program = new Command('wskit');
   program
-    .description('WebSocket toolkit: an echo server and an interactive client (RFC 6455, RFC 7692).')
+    .description(
+      'WebSocket toolkit: an echo server, an interactive client and a load generator (RFC 6455, RFC 7692).',
+    )
     .version(VERSION, '-V, --version')
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -206,6 +209,8 @@ export function createProgram(
         stopWatching();
       }
     });
+
+  addBenchCommand(program, io, result, USAGE_ERROR);
 
   return program;
 }
