@@ -1,8 +1,8 @@
-export { connect, type ClientOptions } from './client.js';
+export { type ClientOptions, connect } from './client.js';
 export type { MessageCompressor } from './compressor.js';
 export { type CloseInfo, type Data, type SendOptions, WebSocket } from './connection.js';
 export { createPerMessageDeflate, ZlibLimiter, zlibContexts, zlibLimiter } from './deflate.js';
-export { createLogger, type LogLevel, type Logger, silentLogger } from './logger.js';
+export { createLogger, type Logger, type LogLevel, silentLogger } from './logger.js';
 export { Message } from './message.js';
 export { type ConnectionOptions, DEFAULTS, type TlsOptions } from './options.js';
 export {
@@ -15,6 +15,12 @@ export {
   WebSocketServer,
 } from './server.js';
 export { autoPing, autoPong, type Stage } from './stages.js';
-export { checkOrigin, type OriginPolicy, originGuard, type UpgradeRequest } from './upgrade-request.js';
+export {
+  buildUpgradeRequest,
+  checkOrigin,
+  type OriginPolicy,
+  originAllowed,
+  originGuard,
+  type UpgradeRequest,
+} from './upgrade-request.js';
 export { createUpgradeResponse } from './upgrade-response.js';
-export { buildUpgradeRequest, originAllowed } from './upgrade-request.js';

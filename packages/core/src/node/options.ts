@@ -1,6 +1,6 @@
 import type { SecureContextOptions } from 'node:tls';
 import type { PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
-import type { LogLevel, Logger } from './logger.js';
+import type { Logger, LogLevel } from './logger.js';
 
 /** Options of a connection, on both sides. Defaults in DEFAULTS below and in DESIGN.md. */
 export interface ConnectionOptions {
@@ -69,7 +69,10 @@ export function resolveConnectionOptions(o: ConnectionOptions = {}): ResolvedCon
     maxMessageSize: nonNegative('maxMessageSize', o.maxMessageSize, DEFAULTS.maxMessageSize),
     maxBufferedAmount: nonNegative('maxBufferedAmount', o.maxBufferedAmount, DEFAULTS.maxBufferedAmount),
     onBackpressure: o.onBackpressure,
-    maxQueuedMessages: Math.max(1, nonNegative('maxQueuedMessages', o.maxQueuedMessages, DEFAULTS.maxQueuedMessages)),
+    maxQueuedMessages: Math.max(
+      1,
+      nonNegative('maxQueuedMessages', o.maxQueuedMessages, DEFAULTS.maxQueuedMessages),
+    ),
     dropIncomingPings: o.dropIncomingPings ?? false,
     propagateCommonErrors: o.propagateCommonErrors ?? false,
   };
