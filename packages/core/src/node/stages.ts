@@ -18,15 +18,17 @@ export interface Stage {
   detach?(ws: WebSocket): void;
 }
 
-/** Answers each Ping with a Pong carrying the same payload (RFC 6455 §5.5.2). */
+const AUTO_PONG: Stage = {
+  name: 'auto-pong',
+  inbound(frame, ws) {
+    if (frame.opcode === Opcode.PING && ws.readyState === 1) ws.pong(frame.payload);
+    return frame;
+  },
+};
+
+/** Answers each Ping with a Pong carrying the same payload (RFC 6455 §5.5.2). Stateless: shared. */
 export function autoPong(): Stage {
-  return {
-    name: 'auto-pong',
-    inbound(frame, ws) {
-      if (frame.opcode === Opcode.PING && ws.readyState === 1) ws.pong(frame.payload);
-      return frame;
-    },
-  };
+  return AUTO_PONG;
 }
 
 /**
@@ -35,6 +37,18 @@ export function autoPong(): Stage {
  * (liveness is then connectionTimeout's job).
  */
 export function autoPing(interval: number): Stage {
+  // One stage object per interval, shared by connections: its state is per connection.
+  let stage = autoPingStages.get(interval);
+  if (stage === undefined) {
+    stage = createAutoPing(interval);
+    autoPingStages.set(interval, stage);
+  }
+  return stage;
+}
+
+const autoPingStages = new Map<number, Stage>();
+
+function createAutoPing(interval: number): Stage {
   const timers = new WeakMap<WebSocket, NodeJS.Timeout>();
   return {
     name: 'auto-ping',

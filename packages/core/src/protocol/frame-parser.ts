@@ -41,7 +41,7 @@ export class FrameParser {
   private buffered = 0;
   // Frame whose header is read but whose payload is still arriving.
   private header: FrameHeader | null = null;
-  private readonly maskKey = Buffer.alloc(4);
+  private readonly maskKey = Buffer.allocUnsafe(4); // from the shared pool: no 4-byte slab
   private payload: Buffer = EMPTY;
   private received = 0;
   private failed = false;

@@ -46,7 +46,8 @@ export function isValidUtf8(bytes: Uint8Array): boolean {
  * longer be the start of valid UTF-8 — RFC 6455 §8.1 asks to fail the connection at once.
  */
 export class Utf8Validator {
-  private readonly pending = new Uint8Array(4);
+  /** An incomplete sequence carried to the next write (allocated on first need). */
+  private pending: Uint8Array | undefined;
   private pendingLength = 0;
 
   reset(): void {
@@ -56,7 +57,7 @@ export class Utf8Validator {
   /** An independent validator in the same state (to look ahead without committing). */
   clone(): Utf8Validator {
     const copy = new Utf8Validator();
-    copy.pending.set(this.pending);
+    if (this.pending !== undefined) copy.pending = this.pending.slice();
     copy.pendingLength = this.pendingLength;
     return copy;
   }
@@ -64,11 +65,12 @@ export class Utf8Validator {
   write(chunk: Uint8Array): boolean {
     let offset = 0;
     if (this.pendingLength > 0) {
-      const need = sequenceLength(this.pending[0]!) - this.pendingLength;
+      const pending = this.pending!;
+      const need = sequenceLength(pending[0]!) - this.pendingLength;
       const take = Math.min(need, chunk.length);
-      for (let i = 0; i < take; i++) this.pending[this.pendingLength++] = chunk[i]!;
+      for (let i = 0; i < take; i++) pending[this.pendingLength++] = chunk[i]!;
       offset = take;
-      if (!isValidPrefix(this.pending, 0, this.pendingLength)) return false;
+      if (!isValidPrefix(pending, 0, this.pendingLength)) return false;
       if (take < need) return true;
       this.pendingLength = 0;
     }
@@ -88,6 +90,7 @@ export class Utf8Validator {
     if (tail > offset && !isUtf8(chunk.subarray(offset, tail))) return false;
     if (tail < len) {
       if (!isValidPrefix(chunk, tail, len)) return false;
+      this.pending ??= new Uint8Array(4);
       this.pending.set(chunk.subarray(tail, len));
       this.pendingLength = len - tail;
     }
