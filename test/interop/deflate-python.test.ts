@@ -5,11 +5,15 @@
  * sides must agree on the parameters, and text and binary messages of 16 B .. 1 MiB,
  * fragmented and not, must come back byte for byte.
  *
+ * Windows of 8 bits: zlib has no raw 8-bit deflate, so wskit compresses with zlib at 9 bits
+ * (matches at most 250 bytes back, a valid 8-bit stream); Python inflates with 8 bits.
+ *
  * Without the module the suite is skipped (with a warning); with CI set it fails instead.
  */
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { inflateRawSync, constants as zconst } from 'node:zlib';
 import {
   type ClientOptions,
   connect,
@@ -115,6 +119,65 @@ async function roundTrips(ws: WebSocket, fragmented: boolean): Promise<number> {
     n++;
   }
   return n;
+}
+
+/** A data frame as it leaves wskit: after compression, before encoding. */
+interface SentFrame {
+  opcode: number;
+  rsv: number;
+  fin: boolean;
+  payload: Buffer;
+}
+
+/** Records the data frames a wskit connection sends from now on. */
+function outbound(ws: WebSocket): SentFrame[] {
+  const frames: SentFrame[] = [];
+  ws.use({
+    name: 'outbound-spy',
+    outbound(frame) {
+      if (frame.opcode <= 2) {
+        frames.push({
+          opcode: frame.opcode,
+          rsv: frame.rsv,
+          fin: frame.fin,
+          payload: Buffer.from(frame.payload),
+        });
+      }
+      return frame;
+    },
+  });
+  return frames;
+}
+
+/**
+ * The compressed messages among `frames` (context takeover: one DEFLATE stream, each message
+ * with its 00 00 ff ff put back) inflated by zlib with an 8-bit window and 64-byte output
+ * buffers (Node's smallest), so that it checks distances against the window: anything more
+ * than 256 + 63 bytes back fails with "invalid distance too far back".
+ */
+function inflate8(frames: SentFrame[]): Buffer {
+  const tail = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+  const stream = Buffer.concat(frames.flatMap((f) => (f.fin ? [f.payload, tail] : [f.payload])));
+  return inflateRawSync(stream, { windowBits: 8, chunkSize: 64, finishFlush: zconst.Z_SYNC_FLUSH });
+}
+
+/** Every payload, one after another. */
+const allPayloads = () => Buffer.concat(payloads.map((p) => Buffer.from(p.data)));
+
+/** Checks what wskit sent with an 8-bit window of its own: every message compressed. */
+function expectCompressedWithin8Bits(sent: SentFrame[]): void {
+  const firsts = sent.filter((f) => f.opcode !== 0);
+  // RSV1 on every message (threshold 0), one frame each.
+  expect(sent.map((f) => [f.opcode, f.rsv, f.fin])).toEqual(
+    payloads.map((p) => [typeof p.data === 'string' ? 1 : 2, 4, true]),
+  );
+  // The text ones, compressed, are far smaller than the text.
+  payloads.forEach((p, i) => {
+    if (typeof p.data === 'string' && p.size >= 1000) {
+      expect(firsts[i]!.payload.length, p.label).toBeLessThan(p.size / 3);
+    }
+  });
+  expect(sha(inflate8(sent))).toBe(sha(allPayloads()));
 }
 
 // ---- the Python peer ---------------------------------------------------------------------
@@ -411,26 +474,22 @@ describe.skipIf(!available)(
       });
     });
 
-    it('Python asks for server_max_window_bits=8: our server agrees, sends plain, and inflates Python', async () => {
+    it('Python asks for server_max_window_bits=8: our server agrees, compresses within 8 bits, and inflates Python', async () => {
       const wss = new WebSocketServer({
         pingInterval: 0,
         closeTimeout: 3000,
         perMessageDeflate: { threshold: 0 },
         ...LIMITS,
       });
-      const sent: Array<[number, number, number]> = [];
+      let sent: SentFrame[] = [];
       const received: Array<[number, number]> = [];
       let ext: string | undefined;
       let result: Promise<number> | undefined;
       wss.route('/*', (ws) => {
         ext = ws.extensions;
-        // The frames as they leave (after compression, before encoding) and as they arrive.
+        sent = outbound(ws);
         ws.use({
           name: 'rsv-spy',
-          outbound(frame) {
-            sent.push([frame.opcode, frame.rsv, frame.payload.length]);
-            return frame;
-          },
           inbound(frame) {
             received.push([frame.opcode, frame.rsv]);
             return frame;
@@ -450,23 +509,60 @@ describe.skipIf(!available)(
       ]);
       const open = await py.next('open');
       expect(open.offer).toBe('permessage-deflate; server_max_window_bits=8; client_max_window_bits');
-      // Accepted (RFC 7692 §7.1.2.1): we cannot compress within 8 bits, so we never compress
-      // (RFC 7692 §6: RSV1 is chosen per message) and only inflate what Python sends.
+      // Accepted (RFC 7692 §7.1.2.1): we compress with zlib at 9 bits, and Python inflates
+      // with an 8-bit window.
       expect(open.header).toBe('permessage-deflate; server_max_window_bits=8');
       expect(ext).toBe(open.header);
       const d = open.deflate as PyDeflate;
       expect(d.remote_max_window_bits).toBe(8);
       expect(d.local_max_window_bits).toBe(15);
+      // Every echo came back exactly: Python read all we sent with its 8-bit window.
       expect(await result).toBe(payloads.length);
       const closed = await py.next('closed');
       expect(closed.count).toBe(payloads.length);
       expect(closed.code).toBe(1000);
       expect(await py.exited).toBe(0);
-      const data = (frames: Array<[number, ...number[]]>) => frames.filter(([op]) => op === 1 || op === 2);
-      // Ours: RSV1 clear and the full length, threshold 0 notwithstanding.
-      expect(data(sent)).toEqual(payloads.map((p) => [typeof p.data === 'string' ? 1 : 2, 0, p.size]));
+      expectCompressedWithin8Bits(sent);
       // Python's echoes: compressed, every one of them.
-      expect(data(received).map(([, rsv]) => rsv)).toEqual(payloads.map(() => 4));
+      expect(received.filter(([op]) => op === 1 || op === 2).map(([, rsv]) => rsv)).toEqual(
+        payloads.map(() => 4),
+      );
+    });
+
+    it('a Python server sets client_max_window_bits=8: our client compresses within 8 bits, Python inflates it', async () => {
+      const py = startPython('deflate_server.py', [JSON.stringify({ client_max_window_bits: 8 })]);
+      const port = (await py.next('listening')).port as number;
+      const ws = await connect(`ws://127.0.0.1:${port}/`, {
+        pingInterval: 0,
+        perMessageDeflate: { clientMaxWindowBits: true, threshold: 0 },
+        ...LIMITS,
+      });
+      cleanups.push(() => ws.terminate());
+      const sent = outbound(ws);
+      const received: number[] = [];
+      ws.use({
+        name: 'rsv-spy',
+        inbound(frame) {
+          if (frame.opcode === 1 || frame.opcode === 2) received.push(frame.rsv);
+          return frame;
+        },
+      });
+      const info = await py.next('connection');
+      expect(ws.extensions).toBe('permessage-deflate; client_max_window_bits=8');
+      expect(info.header).toBe(ws.extensions);
+      const d = info.deflate as PyDeflate;
+      expect(d.remote_max_window_bits).toBe(8);
+      expect(d.local_max_window_bits).toBe(15);
+      // Every echo came back exactly: Python read all we sent with its 8-bit window.
+      expect(await roundTrips(ws, false)).toBe(payloads.length);
+      const closed = await ws.close(1000, 'done');
+      expect(closed.code).toBe(1000);
+      const done = await py.next('done');
+      expect(done.count).toBe(payloads.length);
+      expect(done.code).toBe(1000);
+      expectCompressedWithin8Bits(sent);
+      // Python's echoes (its own window is 15 bits) came compressed.
+      expect(received).toEqual(payloads.map(() => 4));
     });
   },
 );

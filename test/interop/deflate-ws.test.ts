@@ -6,13 +6,14 @@
  * Sec-WebSocket-Extensions, and text and binary messages of 16 B .. 1 MiB, fragmented and
  * not, must come back byte for byte through an echo on the other side.
  *
- * Windows of 8 bits: wskit keeps the extension but never compresses what it sends with its
- * own 8-bit window (zlib cannot); the frames are read off the wire to check RSV1. `ws` copes
- * with 8 itself: it asks zlib for an 8-bit raw deflate, which zlib raises to 9 bits, whose
- * matches reach at most 250 bytes back (a valid 8-bit stream), and zlib inflates with 8.
+ * Windows of 8 bits: zlib has no raw 8-bit deflate, so both wskit and `ws` compress with
+ * zlib at 9 bits, whose matches reach at most 250 bytes back (a valid 8-bit stream); both
+ * inflate what they receive (wskit with 9 bits, `ws` with 8). The frames wskit sends with its
+ * own 8-bit window are read off the wire: RSV1 set, and the payloads inflate with zlib at 8.
  */
 import { createHash } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
+import { inflateRawSync, constants as zconst } from 'node:zlib';
 import {
   type ClientOptions,
   connect,
@@ -79,7 +80,7 @@ function paramsOf(header: string): string[] {
   return ext!.params.map(([k, v]) => (v === true ? k : `${k}=${v}`)).sort();
 }
 
-/** A frame header as seen on the wire. */
+/** A frame as seen on the wire. */
 interface WireFrame {
   fin: boolean;
   /** RSV bits as in Frame.rsv: 4 is RSV1. */
@@ -87,53 +88,57 @@ interface WireFrame {
   opcode: number;
   masked: boolean;
   length: number;
+  /** The payload, unmasked. */
+  payload: Buffer;
 }
 
-/** Reads the frame headers of everything `socket` receives from now on (payloads skipped). */
+/**
+ * Reads the frames of everything `socket` receives from now on. The listener goes first and
+ * copies each chunk: ws unmasks what it receives in place, in the very buffers emitted.
+ */
 function tapFrames(socket: Socket): WireFrame[] {
   const frames: WireFrame[] = [];
-  let pending = Buffer.alloc(0); // an incomplete header
-  let skip = 0; // payload bytes of the current frame still to come
-  socket.on('data', (chunk: Buffer) => {
-    let data = chunk;
+  let buffered = Buffer.alloc(0);
+  socket.prependListener('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
     for (;;) {
-      if (skip > 0) {
-        const n = Math.min(skip, data.length);
-        skip -= n;
-        data = data.subarray(n);
-      }
-      if (skip > 0 || data.length === 0) return;
-      if (pending.length > 0) {
-        data = Buffer.concat([pending, data]);
-        pending = Buffer.alloc(0);
-      }
-      const b1 = data[1];
-      if (b1 === undefined) {
-        pending = Buffer.from(data);
-        return;
-      }
+      if (buffered.length < 2) return;
+      const b0 = buffered[0]!;
+      const b1 = buffered[1]!;
       let length = b1 & 0x7f;
       let offset = 2;
       if (length === 126) {
         offset = 4;
-        if (data.length >= offset) length = data.readUInt16BE(2);
+        if (buffered.length < offset) return;
+        length = buffered.readUInt16BE(2);
       } else if (length === 127) {
         offset = 10;
-        if (data.length >= offset) length = Number(data.readBigUInt64BE(2));
+        if (buffered.length < offset) return;
+        length = Number(buffered.readBigUInt64BE(2));
       }
       const masked = (b1 & 0x80) !== 0;
+      const mask = masked ? offset : -1;
       if (masked) offset += 4;
-      if (data.length < offset) {
-        pending = Buffer.from(data);
-        return;
-      }
-      const b0 = data[0]!;
-      frames.push({ fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked, length });
-      data = data.subarray(offset);
-      skip = length;
+      if (buffered.length < offset + length) return;
+      const payload = Buffer.from(buffered.subarray(offset, offset + length));
+      if (masked) for (let i = 0; i < length; i++) payload[i] = payload[i]! ^ buffered[mask + (i & 3)]!;
+      frames.push({ fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked, length, payload });
+      buffered = buffered.subarray(offset + length);
     }
   });
   return frames;
+}
+
+/**
+ * The messages of a connection (context takeover: one DEFLATE stream, each message with its
+ * 00 00 ff ff put back) inflated by zlib with an 8-bit window and 64-byte output buffers
+ * (Node's smallest), so that it checks distances against the window: anything more than
+ * 256 + 63 bytes back fails with "invalid distance too far back".
+ */
+function inflate8(messages: Buffer[]): Buffer {
+  const tail = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+  const stream = Buffer.concat(messages.flatMap((m) => [m, tail]));
+  return inflateRawSync(stream, { windowBits: 8, chunkSize: 64, finishFlush: zconst.Z_SYNC_FLUSH });
 }
 
 // ---- resources -------------------------------------------------------------------------
@@ -339,7 +344,7 @@ const combos: Combo[] = [
     expectWsServer: ['client_no_context_takeover'],
     expectWsClient: ['client_no_context_takeover'],
   },
-  // With 8, wskit as the server keeps the extension and sends uncompressed.
+  // With 8, wskit as the server compresses with zlib at 9 bits; ws inflates with 8.
   ...[8, 9, 10, 11, 12, 13, 14, 15].map(
     (bits): Combo => ({
       name: `serverMaxWindowBits ${bits}`,
@@ -358,7 +363,7 @@ const combos: Combo[] = [
     expectWsServer: ['client_max_window_bits=11'],
     expectWsClient: ['client_max_window_bits=12'],
   },
-  // With 8, wskit as the client keeps the extension and sends uncompressed.
+  // With 8, wskit as the client compresses with zlib at 9 bits; ws inflates with 8.
   ...[8, 9, 10, 11, 12, 13, 14, 15].map(
     (bits): Combo => ({
       name: `clientMaxWindowBits ${bits}`,
@@ -528,9 +533,13 @@ describe('offers and fallbacks against ws', () => {
   ];
   const opcodeOf = (data: string | Buffer) => (typeof data === 'string' ? 1 : 2);
 
-  it('our server accepts a ws client that asks server_max_window_bits=8, and sends it plain messages', async () => {
+  it('our server accepts a ws client that asks server_max_window_bits=8, and compresses what it sends', async () => {
     const server = await startOurServer({ threshold: 0 });
-    const { ws, header, wire } = await wsClient(server.url(), { serverMaxWindowBits: 8 });
+    // ws inflates with windowBits 8; 64-byte output buffers make its zlib check the distances.
+    const { ws, header, wire } = await wsClient(server.url(), {
+      serverMaxWindowBits: 8,
+      zlibInflateOptions: { chunkSize: 64 },
+    });
     const messages = wsMessages(ws);
     const { ws: peer, frames } = await server.sockets.shift();
     // ws offered "permessage-deflate; server_max_window_bits=8; client_max_window_bits".
@@ -545,15 +554,25 @@ describe('offers and fallbacks against ws', () => {
     }
     // ws compressed every message it sent (its window is 15 bits), and we inflated them...
     expect(frames.map((f) => [f.opcode, f.rsv])).toEqual(eightBitPayloads.map((p) => [opcodeOf(p.data), 4]));
-    // ...while our echoes went out plain despite threshold 0: RSV1 clear, full length.
-    // (ws would inflate with windowBits 8, which zlib accepts; it never has to here.)
-    expect(wire.map((f) => [f.opcode, f.rsv, f.masked, f.length])).toEqual(
-      eightBitPayloads.map((p) => [opcodeOf(p.data), 0, false, p.size]),
+    // ...and our echoes went out compressed too (threshold 0): RSV1 set, unmasked, the text
+    // ones far smaller than the text; ws inflated them all with its 8-bit window (above).
+    expect(wire.map((f) => [f.opcode, f.rsv, f.fin, f.masked])).toEqual(
+      eightBitPayloads.map((p) => [opcodeOf(p.data), 4, true, false]),
+    );
+    expect(wire[1]!.length).toBeLessThan(5000 / 3);
+    expect(wire[3]!.length).toBeLessThan(300_000 / 3);
+    // zlib with an 8-bit window reads the whole stream of our messages.
+    expect(sha(inflate8(wire.map((f) => f.payload)))).toBe(
+      sha(Buffer.concat(eightBitPayloads.map((p) => Buffer.from(p.data)))),
     );
   });
 
-  it('our client with a ws server that sets client_max_window_bits=8: it sends plain, gets compressed', async () => {
-    const server = await startWsServer({ clientMaxWindowBits: 8, threshold: 0 });
+  it('our client with a ws server that sets client_max_window_bits=8: both sides compress', async () => {
+    const server = await startWsServer({
+      clientMaxWindowBits: 8,
+      threshold: 0,
+      zlibInflateOptions: { chunkSize: 64 },
+    });
     const ws = await ourClient(server.url(), { clientMaxWindowBits: true, threshold: 0 });
     const peer = await server.sockets.shift();
     expect(ws.extensions).toBe('permessage-deflate; client_max_window_bits=8');
@@ -565,9 +584,16 @@ describe('offers and fallbacks against ws', () => {
       expect(m.type).toBe(typeof p.data === 'string' ? 'text' : 'binary');
       expect(sha(m.data), String(p.size)).toBe(sha(Buffer.from(p.data)));
     }
-    // Ours, on the wire: masked, RSV1 clear, the full length (threshold 0 notwithstanding).
-    expect(peer.wire.map((f) => [f.opcode, f.rsv, f.masked, f.length])).toEqual(
-      eightBitPayloads.map((p) => [opcodeOf(p.data), 0, true, p.size]),
+    // Ours, on the wire: masked, RSV1 set (threshold 0), the text ones far smaller than the
+    // text; the ws server inflated them with its 8-bit window (the echoes above), and so does
+    // zlib here.
+    expect(peer.wire.map((f) => [f.opcode, f.rsv, f.fin, f.masked])).toEqual(
+      eightBitPayloads.map((p) => [opcodeOf(p.data), 4, true, true]),
+    );
+    expect(peer.wire[1]!.length).toBeLessThan(5000 / 3);
+    expect(peer.wire[3]!.length).toBeLessThan(300_000 / 3);
+    expect(sha(inflate8(peer.wire.map((f) => f.payload)))).toBe(
+      sha(Buffer.concat(eightBitPayloads.map((p) => Buffer.from(p.data)))),
     );
     // ws's echoes (its own window is 15 bits) came compressed, and we inflated them.
     expect(frames.map((f) => f.rsv)).toEqual(eightBitPayloads.map(() => 4));

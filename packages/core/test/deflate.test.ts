@@ -64,6 +64,179 @@ function repeatedBlock(block: number, times: number): Buffer {
   return Buffer.concat(Array.from({ length: times }, () => b));
 }
 
+/** Deterministic pseudo-random bytes (xorshift32), so that the window tests repeat exactly. */
+function pseudoRandom(seed: number): (n: number) => Buffer {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    const out = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) {
+      x = (x ^ (x << 13)) >>> 0;
+      x = (x ^ (x >>> 17)) >>> 0;
+      x = (x ^ (x << 5)) >>> 0;
+      out[i] = x & 0xff;
+    }
+    return out;
+  };
+}
+
+/**
+ * Input on which matches just beyond an 8-bit window are worth taking: for every distance
+ * d in 201..300, a random 50-byte block repeated d bytes after its start (random filler in
+ * between, so the repeat is the only match), plus a few blocks repeated 400..700 bytes later,
+ * and long highly repetitive runs. About 40 KiB.
+ */
+function farMatches(): Buffer {
+  const rnd = pseudoRandom(0x5eed);
+  const parts: Buffer[] = [];
+  for (let d = 201; d <= 300; d++) {
+    const block = rnd(50);
+    parts.push(block, rnd(d - 50), block);
+    if (d % 10 === 0) parts.push(Buffer.alloc(300 + d, 'ab'), Buffer.alloc(d, d));
+  }
+  for (let d = 400; d <= 700; d += 50) {
+    const block = rnd(60);
+    parts.push(block, rnd(d - 60), block);
+  }
+  return Buffer.concat(parts);
+}
+
+/** The fixed tables of RFC 1951 §3.2.5: base and extra bits of length and distance codes. */
+const LENGTH_BASE: number[] = [];
+const LENGTH_EXTRA: number[] = [];
+for (let code = 257, base = 3; code <= 284; code++) {
+  const extra = code < 265 ? 0 : (code - 261) >> 2;
+  LENGTH_BASE.push(base);
+  LENGTH_EXTRA.push(extra);
+  base += 1 << extra;
+}
+LENGTH_BASE.push(258);
+LENGTH_EXTRA.push(0);
+const DIST_BASE: number[] = [];
+const DIST_EXTRA: number[] = [];
+for (let code = 0, base = 1; code < 30; code++) {
+  const extra = code < 4 ? 0 : (code >> 1) - 1;
+  DIST_BASE.push(base);
+  DIST_EXTRA.push(extra);
+  base += 1 << extra;
+}
+/** RFC 1951 §3.2.7: the order of the code length code lengths. */
+const CL_ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+
+/**
+ * A strict raw DEFLATE (RFC 1951) decoder for the window checks: it decodes a whole stream
+ * (several messages, each with its 00 00 ff ff put back) and reports the largest distance
+ * any back-reference used. zlib's own inflater cannot tell: it checks a distance against
+ * its window only when the reference reaches behind the output buffer of the current call.
+ */
+function inspectDeflate(stream: Buffer): { data: Buffer; maxDistance: number; beyond256: number } {
+  let pos = 0; // in bits
+  const bit = (): number => {
+    if (pos >= stream.length * 8) throw new Error('truncated deflate stream');
+    const b = (stream[pos >> 3]! >> (pos & 7)) & 1;
+    pos++;
+    return b;
+  };
+  const bits = (n: number): number => {
+    let v = 0;
+    for (let i = 0; i < n; i++) v |= bit() << i;
+    return v;
+  };
+  /** A canonical Huffman code from code lengths; decoding reads one bit at a time. */
+  const huffman = (lengths: number[]) => {
+    const counts = new Array<number>(16).fill(0);
+    for (const l of lengths) counts[l]!++;
+    counts[0] = 0;
+    const symbols: number[] = [];
+    for (let l = 1; l < 16; l++) {
+      for (let sym = 0; sym < lengths.length; sym++) if (lengths[sym] === l) symbols.push(sym);
+    }
+    return (): number => {
+      let code = 0;
+      let first = 0;
+      let index = 0;
+      for (let l = 1; l < 16; l++) {
+        code |= bit();
+        const count = counts[l]!;
+        if (code - first < count) return symbols[index + code - first]!;
+        index += count;
+        first = (first + count) << 1;
+        code <<= 1;
+      }
+      throw new Error('invalid Huffman code');
+    };
+  };
+  const fixedLit = huffman(
+    Array.from({ length: 288 }, (_, i) => (i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8)),
+  );
+  const fixedDist = huffman(new Array<number>(30).fill(5));
+  const out: number[] = [];
+  let maxDistance = 0;
+  let beyond256 = 0;
+  let final = false;
+  // A message ends with a sync flush (an empty stored block), so the stream ends byte-aligned.
+  while (!final && pos < stream.length * 8) {
+    final = bit() === 1;
+    const type = bits(2);
+    if (type === 0) {
+      pos = (pos + 7) & ~7;
+      const len = bits(16);
+      if ((bits(16) ^ 0xffff) !== len) throw new Error('bad stored block length');
+      for (let i = 0; i < len; i++) out.push(bits(8));
+      continue;
+    }
+    let lit = fixedLit;
+    let dist = fixedDist;
+    if (type === 2) {
+      const hlit = bits(5) + 257;
+      const hdist = bits(5) + 1;
+      const hclen = bits(4) + 4;
+      const clLengths = new Array<number>(19).fill(0);
+      for (let i = 0; i < hclen; i++) clLengths[CL_ORDER[i]!] = bits(3);
+      const cl = huffman(clLengths);
+      const lengths: number[] = [];
+      while (lengths.length < hlit + hdist) {
+        const sym = cl();
+        if (sym < 16) lengths.push(sym);
+        else if (sym === 16) {
+          const prev = lengths.at(-1);
+          if (prev === undefined) throw new Error('repeat with no previous length');
+          for (let n = 3 + bits(2); n > 0; n--) lengths.push(prev);
+        } else for (let n = sym === 17 ? 3 + bits(3) : 11 + bits(7); n > 0; n--) lengths.push(0);
+      }
+      lit = huffman(lengths.slice(0, hlit));
+      dist = huffman(lengths.slice(hlit, hlit + hdist));
+    } else if (type !== 1) throw new Error('reserved block type');
+    for (;;) {
+      const sym = lit();
+      if (sym < 256) out.push(sym);
+      else if (sym === 256) break;
+      else {
+        const length = LENGTH_BASE[sym - 257]! + bits(LENGTH_EXTRA[sym - 257]!);
+        const code = dist();
+        if (sym > 285 || code > 29) throw new Error('invalid length or distance code');
+        const distance = DIST_BASE[code]! + bits(DIST_EXTRA[code]!);
+        if (distance > out.length) throw new Error('distance before the start of the stream');
+        if (distance > maxDistance) maxDistance = distance;
+        if (distance > 256) beyond256++;
+        for (let i = 0; i < length; i++) out.push(out[out.length - distance]!);
+      }
+    }
+  }
+  return { data: Buffer.from(out), maxDistance, beyond256 };
+}
+
+/**
+ * zlib's raw inflate with an 8-bit window (which it does support, unlike deflate), with
+ * 64-byte output buffers (the smallest Node allows), so that it checks most distances
+ * against the 256-byte window: a reference further back than 256 + 63 bytes always fails.
+ */
+function inflate8(stream: Buffer): Buffer {
+  return inflateRawSync(stream, { windowBits: 8, chunkSize: 64, finishFlush: zconst.Z_SYNC_FLUSH });
+}
+
+/** Every compressed message of a connection, each with its tail put back: one stream. */
+const asStream = (messages: Buffer[]): Buffer => Buffer.concat(messages.flatMap((m) => [m, TAIL]));
+
 type Compressor = ReturnType<typeof createPerMessageDeflate>;
 
 /** Decompresses one whole message with `c`, collecting the output. */
@@ -462,21 +635,33 @@ describe('window bits (RFC 7692 §7.1.2)', () => {
     const serverSide = createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 8 }, 'server', {
       threshold: 0,
     });
+    const clientSide = createPerMessageDeflate({ ...PARAMS, clientMaxWindowBits: 8 }, 'client');
     try {
-      expect(serverSide.params.inflateWindowBits).toBe(9);
       // The peer's window limits only what the peer sends: this side compresses as usual.
-      expect(serverSide.params.canDeflate).toBe(true);
+      // These four fields are all there is (no flag that would stop a side compressing).
+      expect(serverSide.params).toStrictEqual({
+        deflateWindowBits: 15,
+        inflateWindowBits: 9,
+        deflateNoContextTakeover: false,
+        inflateNoContextTakeover: false,
+      });
       expect(serverSide.threshold).toBe(0);
       const small = jsonLike(2000);
       // zlib's 9-bit deflater never reaches further back than 250 bytes: a valid 8-bit stream.
       const raw = deflateRawSync(small, { finishFlush: zconst.Z_SYNC_FLUSH, windowBits: 9 });
       expect((await inflateAll(serverSide, raw.subarray(0, raw.length - 4))).equals(small)).toBe(true);
+      // And what our own client with that 8-bit window sends, message after message.
+      for (const seed of [1, 2, 3]) {
+        const data = jsonLike(10_000, seed);
+        expect((await inflateAll(serverSide, await clientSide.compress(data, true))).equals(data)).toBe(true);
+      }
     } finally {
       serverSide.close();
+      clientSide.close();
     }
   });
 
-  it('a side whose own agreed window is 8 bits never compresses, and still inflates', async () => {
+  it('a side whose own agreed window is 8 bits compresses within 256 bytes, and still inflates', async () => {
     const cases: Array<[DeflateParams, 'server' | 'client']> = [
       [{ ...PARAMS, serverMaxWindowBits: 8 }, 'server'],
       [{ ...PARAMS, clientMaxWindowBits: 8 }, 'client'],
@@ -486,28 +671,102 @@ describe('window bits (RFC 7692 §7.1.2)', () => {
       const byDefault = createPerMessageDeflate(params, side);
       const peer = createPerMessageDeflate(params, side === 'server' ? 'client' : 'server');
       try {
-        // zlib cannot compress within 8 bits, and compressing is optional per message
-        // (RFC 7692 §6): a threshold no message reaches keeps RSV1 clear on everything.
-        expect(own8.params.canDeflate, side).toBe(false);
-        expect(own8.threshold, side).toBe(Number.POSITIVE_INFINITY);
-        expect(byDefault.threshold, side).toBe(Number.POSITIVE_INFINITY);
-        // The other side is unaffected: it compresses (default threshold) and inflates with 9.
-        expect(peer.params.canDeflate, side).toBe(true);
-        expect(peer.threshold, side).toBe(1024);
+        // zlib runs the 8-bit window as 9 bits both ways, and the usual thresholds apply.
+        expect(own8.params, side).toStrictEqual({
+          deflateWindowBits: 9,
+          inflateWindowBits: 15,
+          deflateNoContextTakeover: false,
+          inflateNoContextTakeover: false,
+        });
+        expect(own8.threshold, side).toBe(0);
+        expect(byDefault.threshold, side).toBe(1024);
         expect(peer.params.inflateWindowBits, side).toBe(9);
-        // What the peer compresses with its own (15-bit) window is read by the 8-bit side.
-        for (const seed of [1, 2]) {
+        expect(peer.threshold, side).toBe(1024);
+        // Messages compressed with context takeover: much smaller than the text, read by the
+        // peer (9 bits) and by zlib with an 8-bit window, and no reference beyond 256 bytes.
+        const plain: Buffer[] = [];
+        const sent: Buffer[] = [];
+        for (const seed of [1, 2, 3]) {
+          const data = jsonLike(20_000, seed);
+          const compressed = await own8.compress(data, true);
+          expect(compressed.length, side).toBeLessThan(data.length / 3);
+          expect((await inflateAll(peer, compressed)).equals(data), side).toBe(true);
+          plain.push(data);
+          sent.push(compressed);
+        }
+        const seen = inspectDeflate(asStream(sent));
+        expect(seen.data.equals(Buffer.concat(plain)), side).toBe(true);
+        expect(seen.maxDistance, side).toBeLessThanOrEqual(256);
+        expect(inflate8(asStream(sent)).equals(Buffer.concat(plain)), side).toBe(true);
+        // The other way: what the peer compresses with its own (15-bit) window is read.
+        for (const seed of [4, 5]) {
           const data = jsonLike(20_000, seed);
           const compressed = await peer.compress(data, true);
           expect(compressed.length).toBeLessThan(data.length / 2);
           expect((await inflateAll(own8, compressed)).equals(data), side).toBe(true);
         }
-        expect(own8.contexts).toBe(1); // the decompressor only
+        expect(own8.contexts).toBe(2);
       } finally {
         own8.close();
         byDefault.close();
         peer.close();
       }
+    }
+  });
+
+  it("zlib's 9-bit raw deflate never refers further back than 256 bytes", async () => {
+    const input = farMatches();
+    expect(input.length).toBeGreaterThan(30 * KiB);
+    /** Two copies of `input` as two messages (context takeover), as one raw stream. */
+    async function compressed(params: DeflateParams, level?: number): Promise<Buffer> {
+      const c = createPerMessageDeflate(params, 'server', level === undefined ? {} : { level });
+      try {
+        return asStream([await c.compress(input, true), await c.compress(input, true)]);
+      } finally {
+        c.close();
+      }
+    }
+    const twice = Buffer.concat([input, input]);
+    const within8 = (stream: Buffer) => inspectDeflate(stream).maxDistance <= 256;
+
+    // What we send with an agreed server_max_window_bits=8, at zlib's fast, default and best
+    // levels (different match finders): no distance beyond 256 (zlib stops at 512 - 262 = 250),
+    // though the ones up to 250 were used; zlib with an 8-bit window reads it.
+    for (const level of [1, undefined, 9]) {
+      const ours = await compressed({ ...PARAMS, serverMaxWindowBits: 8 }, level);
+      const seen = inspectDeflate(ours);
+      expect(seen.data.equals(twice), `level ${level}`).toBe(true);
+      expect(within8(ours), `level ${level}`).toBe(true);
+      expect(seen.beyond256, `level ${level}`).toBe(0);
+      expect(seen.maxDistance, `level ${level}`).toBeGreaterThan(200);
+      expect(inflate8(ours).equals(twice), `level ${level}`).toBe(true);
+    }
+
+    // The same input with larger windows does use distances beyond 256 bytes (the 251..300
+    // repeats among them), and both checks above reject that output: they are meaningful.
+    for (const bits of [10, 15]) {
+      const wide = await compressed({ ...PARAMS, serverMaxWindowBits: bits });
+      const seen = inspectDeflate(wide);
+      expect(seen.data.equals(twice), `${bits} bits`).toBe(true);
+      expect(within8(wide), `${bits} bits`).toBe(false);
+      expect(seen.beyond256, `${bits} bits`).toBeGreaterThan(50);
+      expect(() => inflate8(wide), `${bits} bits`).toThrow(/invalid distance too far back/);
+      // A window just large enough reads it.
+      expect(inflateRawSync(wide, { windowBits: bits, finishFlush: zconst.Z_SYNC_FLUSH }).equals(twice)).toBe(
+        true,
+      );
+    }
+
+    // The distance check is exact at the boundary: a single match 256 bytes back is within
+    // an 8-bit window, 257 is not.
+    for (const d of [256, 257]) {
+      const block = pseudoRandom(d)(d);
+      const one = deflateRawSync(Buffer.concat([block, block.subarray(0, 40)]), {
+        windowBits: 10,
+        finishFlush: zconst.Z_SYNC_FLUSH,
+      });
+      expect(inspectDeflate(one).maxDistance).toBe(d);
+      expect(within8(one), String(d)).toBe(d <= 256);
     }
   });
 });
@@ -558,7 +817,7 @@ describe('zlib level and memLevel', () => {
     expect(
       () => new WebSocketServer({ perMessageDeflate: { clientMaxWindowBits: 8, level: 9 } }),
     ).not.toThrow();
-    // A server window of 8 is valid: the server then sends uncompressed messages.
+    // A server window of 8 is valid: the server then compresses with zlib at 9 bits.
     expect(() => new WebSocketServer({ perMessageDeflate: { serverMaxWindowBits: 8 } })).not.toThrow();
     expect(() =>
       new WebSocketServer().route('/x', () => {}, { perMessageDeflate: { serverMaxWindowBits: 8 } }),
@@ -583,7 +842,7 @@ describe('zlib level and memLevel', () => {
     }
   });
 
-  it('connect() takes a client window of 8 (it then sends uncompressed messages)', async () => {
+  it('connect() takes a client window of 8 (it then compresses with zlib at 9 bits)', async () => {
     // A listener that drops every connection: the attempt fails at the transport, which
     // proves the options were accepted.
     const sink = createNetServer((socket) => socket.destroy());
@@ -811,7 +1070,7 @@ describe('negotiation end to end', () => {
     }
   });
 
-  it('the server takes an offer forcing server_max_window_bits=8: it sends plain, the client compresses', async () => {
+  it('the server takes an offer forcing server_max_window_bits=8: both sides compress, the server within 256 bytes', async () => {
     const s = await startServer({ perMessageDeflate: { threshold: 0 } });
     const ws = await client(s.url(), {
       perMessageDeflate: [{ serverMaxWindowBits: 8, threshold: 0 }, { serverNoContextTakeover: true }],
@@ -822,21 +1081,27 @@ describe('negotiation end to end', () => {
     const toServer = spy(peer);
     const toClient = spy(ws);
     const sizes = [10, 5000, 200_000];
-    for (const size of sizes) {
-      const data = jsonLike(size, size);
+    const sent = sizes.map((size) => jsonLike(size, size));
+    for (const data of sent) {
       await ws.send(data);
-      expect((await receiveOne(ws)).data.equals(data), String(size)).toBe(true);
+      expect((await receiveOne(ws)).data.equals(data), String(data.length)).toBe(true);
     }
-    // RSV1 on every message the client sent (threshold 0), on none the server sent, whose
-    // payloads are the plain text (RFC 7692 §6: compressing a message is optional).
-    expect(toServer.map((f) => f.rsv)).toEqual([4, 4, 4]);
+    // RSV1 on every message either side sent (threshold 0), each one compressed.
+    expect(toServer.map((f) => [f.opcode, f.rsv])).toEqual(sizes.map(() => [2, 4]));
     expect(toServer[2]!.payload.length).toBeLessThan(200_000 / 3);
-    expect(toClient.map((f) => [f.opcode, f.rsv, f.payload.length])).toEqual(
-      sizes.map((size) => [2, 0, size]),
-    );
+    expect(toClient.map((f) => [f.opcode, f.rsv, f.fin])).toEqual(sizes.map(() => [2, 4, true]));
+    expect(toClient[1]!.payload.length).toBeLessThan(5000 / 3);
+    expect(toClient[2]!.payload.length).toBeLessThan(200_000 / 3);
+    // The server's messages (context takeover: one stream) never refer beyond 256 bytes,
+    // and zlib reads them with an 8-bit window.
+    const stream = asStream(toClient.map((f) => f.payload));
+    const seen = inspectDeflate(stream);
+    expect(seen.data.equals(Buffer.concat(sent))).toBe(true);
+    expect(seen.maxDistance).toBeLessThanOrEqual(256);
+    expect(inflate8(stream).equals(Buffer.concat(sent))).toBe(true);
   });
 
-  it('client_max_window_bits=8: the client sends plain, the server compresses', async () => {
+  it('client_max_window_bits=8: both sides compress, the client within 256 bytes', async () => {
     // Asked by the client itself, and set by the server for a client that offers the parameter.
     const s1 = await startServer({ perMessageDeflate: { threshold: 0 } });
     const a = await client(s1.url(), { perMessageDeflate: { clientMaxWindowBits: 8, threshold: 0 } });
@@ -851,18 +1116,21 @@ describe('negotiation end to end', () => {
       expect(peer.extensions).toBe(ws.extensions);
       const toServer = spy(peer);
       const toClient = spy(ws);
-      for (const size of [10, 5000, 200_000]) {
-        const data = jsonLike(size, size);
+      const sent = [10, 5000, 200_000].map((size) => jsonLike(size, size));
+      for (const data of sent) {
         await ws.send(data);
-        expect((await receiveOne(ws)).data.equals(data), String(size)).toBe(true);
+        expect((await receiveOne(ws)).data.equals(data), String(data.length)).toBe(true);
       }
-      expect(toServer.map((f) => [f.opcode, f.rsv, f.payload.length])).toEqual([
-        [2, 0, 10],
-        [2, 0, 5000],
-        [2, 0, 200_000],
-      ]);
+      expect(toServer.map((f) => [f.opcode, f.rsv, f.fin])).toEqual(sent.map(() => [2, 4, true]));
+      expect(toServer[1]!.payload.length).toBeLessThan(5000 / 3);
+      expect(toServer[2]!.payload.length).toBeLessThan(200_000 / 3);
       expect(toClient.map((f) => f.rsv)).toEqual([4, 4, 4]);
       expect(toClient[2]!.payload.length).toBeLessThan(200_000 / 3);
+      const stream = asStream(toServer.map((f) => f.payload));
+      const seen = inspectDeflate(stream);
+      expect(seen.data.equals(Buffer.concat(sent))).toBe(true);
+      expect(seen.maxDistance).toBeLessThanOrEqual(256);
+      expect(inflate8(stream).equals(Buffer.concat(sent))).toBe(true);
     }
   });
 
@@ -1024,7 +1292,7 @@ describe('the client fails an invalid answer with 1010', () => {
     expect(closeCode(await fake.received)).toBe(1010);
   });
 
-  it('accepts client_max_window_bits=8 and server_max_window_bits=8: sends plain, inflates what it gets', async () => {
+  it('accepts client_max_window_bits=8 and server_max_window_bits=8: compresses within 256 bytes, inflates what it gets', async () => {
     // The server's first message, compressed as a server with an 8-bit window may: zlib's
     // 9-bit deflater never refers further back than 250 bytes (its window minus 262).
     const text = jsonLike(3000, 4);
@@ -1047,19 +1315,34 @@ describe('the client fails an invalid answer with 1010', () => {
     expect(m.type).toBe('text');
     expect(m.data.equals(text)).toBe(true);
 
-    // Our message goes out plain despite threshold 0: RSV1 clear, the text itself (masked).
+    // Our message goes out compressed (threshold 0): RSV1 set, masked, a 16-bit length, and a
+    // payload that zlib inflates with an 8-bit window, no reference beyond 256 bytes.
     const out = jsonLike(5000, 5);
     await ws.send(out.toString());
-    await eventually(() => fake.bytes().length >= 8 + out.length, 5000, 'the frame at the fake server');
+    const headerBytes = 8; // 2 + 16-bit length + mask
+    await eventually(
+      () => {
+        const w = fake.bytes();
+        return w.length >= 4 && w.length >= headerBytes + w.readUInt16BE(2);
+      },
+      5000,
+      'the frame at the fake server',
+    );
     ws.terminate();
     const wire = fake.bytes();
-    expect(wire[0]).toBe(0x81); // FIN, RSV1-3 clear, text
+    expect(wire[0]).toBe(0xc1); // FIN, RSV1, text
     expect(wire[1]).toBe(0x80 | 126); // masked, 16-bit length
-    expect(wire.readUInt16BE(2)).toBe(out.length);
+    const length = wire.readUInt16BE(2);
+    expect(length).toBeLessThan(out.length / 3);
+    expect(wire.length).toBe(headerBytes + length);
     const mask = wire.subarray(4, 8);
-    const body = Buffer.from(wire.subarray(8, 8 + out.length));
+    const body = Buffer.from(wire.subarray(headerBytes, headerBytes + length));
     for (let i = 0; i < body.length; i++) body[i] = body[i]! ^ mask[i & 3]!;
-    expect(body.equals(out)).toBe(true);
+    const stream = asStream([body]);
+    expect(inflate8(stream).equals(out)).toBe(true);
+    const seen = inspectDeflate(stream);
+    expect(seen.data.equals(out)).toBe(true);
+    expect(seen.maxDistance).toBeLessThanOrEqual(256);
   });
 
   it('accepts a valid answer from the same fake server (the harness itself works)', async () => {
@@ -1188,7 +1471,7 @@ describe('messages over a compressed connection', () => {
         { serverNoContextTakeover: true, clientNoContextTakeover: true },
       ],
       ['windows 9', { serverMaxWindowBits: 9, clientMaxWindowBits: 9 }, { clientMaxWindowBits: true }],
-      // Neither side compresses (their own windows are 8 bits), but the extension is agreed.
+      // Both sides compress with zlib at 9 bits (their own windows are 8 bits).
       ['windows 8', { serverMaxWindowBits: 8, clientMaxWindowBits: 8 }, { clientMaxWindowBits: true }],
       ['client window 8 only', { threshold: 0 }, { clientMaxWindowBits: 8, threshold: 0 }],
       ['client windows', true, { serverMaxWindowBits: 9, clientMaxWindowBits: 10 }],

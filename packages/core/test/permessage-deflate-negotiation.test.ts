@@ -72,8 +72,8 @@ describe('options', () => {
   });
 
   it("accepts, on either side, a window of 8 even for the side's own compressor", () => {
-    // A side whose own window is 8 bits keeps the extension but sends uncompressed
-    // messages (RFC 7692 §6: compressing a message is optional); see sideParams below.
+    // A side whose own window is 8 bits runs zlib at 9 bits (whose matches stay within
+    // 250 bytes, inside an 8-bit window); see sideParams below.
     for (const side of ['server', 'client'] as const) {
       expect(() => validateDeflateOptions({ serverMaxWindowBits: 8 }, side), side).not.toThrow();
       expect(() => validateDeflateOptions({ clientMaxWindowBits: 8 }, side), side).not.toThrow();
@@ -217,7 +217,7 @@ describe('server: negotiate', () => {
       expect(serve('permessage-deflate; server_max_window_bits="10"')?.params.serverMaxWindowBits).toBe(10);
     });
 
-    it('accepts an offer that forces a window of 8 bits (the server then sends uncompressed)', () => {
+    it('accepts an offer that forces a window of 8 bits (the server then compresses with zlib at 9)', () => {
       const eight = {
         header: 'permessage-deflate; server_max_window_bits=8',
         params: { ...DEFAULTS, serverMaxWindowBits: 8 },
@@ -530,7 +530,7 @@ describe('client: acceptResponse', () => {
       });
     });
 
-    it('accepts client_max_window_bits=8 (our client then sends uncompressed)', () => {
+    it('accepts client_max_window_bits=8 (our client then compresses with zlib at 9)', () => {
       expect(accept('permessage-deflate; client_max_window_bits=8', [{ clientMaxWindowBits: true }])).toEqual(
         { ...DEFAULTS, clientMaxWindowBits: 8 },
       );
@@ -617,7 +617,6 @@ describe('sideParams', () => {
       inflateWindowBits: 12,
       deflateNoContextTakeover: true,
       inflateNoContextTakeover: false,
-      canDeflate: true,
     });
   });
 
@@ -627,7 +626,6 @@ describe('sideParams', () => {
       inflateWindowBits: 10,
       deflateNoContextTakeover: false,
       inflateNoContextTakeover: true,
-      canDeflate: true,
     });
   });
 
@@ -636,49 +634,58 @@ describe('sideParams', () => {
     expect(sideParams({ ...DEFAULTS, clientMaxWindowBits: 8 }, 'server').inflateWindowBits).toBe(9);
   });
 
-  it('does not deflate with an 8-bit window of its own (canDeflate false), and still inflates', () => {
-    // zlib cannot compress within 8 bits, so that side sends plain messages; the 9 given
-    // as deflateWindowBits is never used.
+  it('runs an 8-bit window of its own as zlib windowBits 9, with no flag to stop compressing', () => {
+    // zlib has no raw 8-bit deflate; at 9 bits its matches reach at most 250 bytes back
+    // (MAX_DIST in zlib's deflate.h), inside the agreed 256-byte window, so the side
+    // compresses normally. The result has exactly these four fields (no canDeflate).
     const server8 = { ...params, serverMaxWindowBits: 8 };
-    expect(sideParams(server8, 'server')).toEqual({
+    expect(sideParams(server8, 'server')).toStrictEqual({
       deflateWindowBits: 9,
       inflateWindowBits: 12,
       deflateNoContextTakeover: true,
       inflateNoContextTakeover: false,
-      canDeflate: false,
     });
-    // The peer of that side compresses as usual and inflates the (never compressed) 8 with 9.
-    expect(sideParams(server8, 'client')).toEqual({
+    // The peer of that side inflates the 8-bit stream with 9 bits.
+    expect(sideParams(server8, 'client')).toStrictEqual({
       deflateWindowBits: 12,
       inflateWindowBits: 9,
       deflateNoContextTakeover: false,
       inflateNoContextTakeover: true,
-      canDeflate: true,
     });
     const client8 = { ...params, clientMaxWindowBits: 8 };
-    expect(sideParams(client8, 'client')).toEqual({
+    expect(sideParams(client8, 'client')).toStrictEqual({
       deflateWindowBits: 9,
       inflateWindowBits: 10,
       deflateNoContextTakeover: false,
       inflateNoContextTakeover: true,
-      canDeflate: false,
     });
-    expect(sideParams(client8, 'server')).toMatchObject({ canDeflate: true, inflateWindowBits: 9 });
-    // Both windows 8: neither side compresses, both can still inflate.
+    expect(sideParams(client8, 'server')).toStrictEqual({
+      deflateWindowBits: 10,
+      inflateWindowBits: 9,
+      deflateNoContextTakeover: true,
+      inflateNoContextTakeover: false,
+    });
+    // Both windows 8: both sides run zlib at 9 bits both ways.
     const both = { ...DEFAULTS, serverMaxWindowBits: 8, clientMaxWindowBits: 8 };
     for (const side of ['server', 'client'] as const) {
-      expect(sideParams(both, side), side).toMatchObject({ canDeflate: false, inflateWindowBits: 9 });
+      expect(sideParams(both, side), side).toStrictEqual({
+        deflateWindowBits: 9,
+        inflateWindowBits: 9,
+        deflateNoContextTakeover: false,
+        inflateNoContextTakeover: false,
+      });
     }
   });
 
-  it('can deflate with every window from 9 to 15', () => {
+  it('deflates and inflates with the agreed window from 9 to 15', () => {
     for (let bits = 9; bits <= 15; bits++) {
       const p = { ...DEFAULTS, serverMaxWindowBits: bits, clientMaxWindowBits: bits };
       for (const side of ['server', 'client'] as const) {
-        expect(sideParams(p, side), `${side} ${bits}`).toMatchObject({
-          canDeflate: true,
+        expect(sideParams(p, side), `${side} ${bits}`).toStrictEqual({
           deflateWindowBits: bits,
           inflateWindowBits: bits,
+          deflateNoContextTakeover: false,
+          inflateNoContextTakeover: false,
         });
       }
     }
@@ -686,8 +693,15 @@ describe('sideParams', () => {
 });
 
 describe('negotiation properties', () => {
-  // Every window RFC 7692 allows, 8 included: a side whose own window is 8 keeps the
-  // extension and sends uncompressed (canDeflate false).
+  /** Every field of SideParams: there is no flag that stops a side from compressing. */
+  const SIDE_KEYS = [
+    'deflateNoContextTakeover',
+    'deflateWindowBits',
+    'inflateNoContextTakeover',
+    'inflateWindowBits',
+  ];
+  // Every window RFC 7692 allows, 8 included: a side whose own window is 8 runs zlib at 9
+  // bits (matches within 250 bytes) and compresses like any other.
   const bits = fc.integer({ min: 8, max: 15 });
   const clientOptions = fc.record(
     {
@@ -730,18 +744,15 @@ describe('negotiation properties', () => {
           if (s.clientNoContextTakeover) expect(c.clientNoContextTakeover).toBe(true);
           const serverSide = sideParams(s, 'server');
           const clientSide = sideParams(c, 'client');
-          // A side compresses exactly when its own agreed window is at least 9 bits...
-          expect(serverSide.canDeflate).toBe(s.serverMaxWindowBits >= 9);
-          expect(clientSide.canDeflate).toBe(c.clientMaxWindowBits >= 9);
-          // ...and then with at most the window its peer inflates with.
-          if (serverSide.canDeflate) {
-            expect(serverSide.deflateWindowBits).toBe(s.serverMaxWindowBits);
-            expect(clientSide.inflateWindowBits).toBeGreaterThanOrEqual(serverSide.deflateWindowBits);
-          }
-          if (clientSide.canDeflate) {
-            expect(clientSide.deflateWindowBits).toBe(c.clientMaxWindowBits);
-            expect(serverSide.inflateWindowBits).toBeGreaterThanOrEqual(clientSide.deflateWindowBits);
-          }
+          // Each side always compresses (no opt-out field), with its agreed window, 8 run as 9...
+          for (const side of [serverSide, clientSide]) expect(Object.keys(side).sort()).toEqual(SIDE_KEYS);
+          expect(serverSide.deflateWindowBits).toBe(Math.max(9, s.serverMaxWindowBits));
+          expect(clientSide.deflateWindowBits).toBe(Math.max(9, c.clientMaxWindowBits));
+          // ...and its peer inflates with at least that window (an 8 also as 9).
+          expect(clientSide.inflateWindowBits).toBe(Math.max(9, s.serverMaxWindowBits));
+          expect(serverSide.inflateWindowBits).toBe(Math.max(9, s.clientMaxWindowBits));
+          expect(clientSide.inflateWindowBits).toBeGreaterThanOrEqual(serverSide.deflateWindowBits);
+          expect(serverSide.inflateWindowBits).toBeGreaterThanOrEqual(clientSide.deflateWindowBits);
           // Every zlib stream either side opens has a window zlib supports (9..15).
           for (const side of [serverSide, clientSide]) {
             expect(side.inflateWindowBits).toBeGreaterThanOrEqual(9);
@@ -809,8 +820,10 @@ describe('negotiation properties', () => {
           first.params.some(([n]) => n === 'server_no_context_takeover') ||
             server.serverNoContextTakeover === true,
         );
-        // The server compresses only with a window zlib can honour.
-        expect(sideParams(params, 'server').canDeflate).toBe(params.serverMaxWindowBits >= 9);
+        // The server compresses with the agreed window, an 8 run as zlib's 9, and nothing else.
+        const serverSide = sideParams(params, 'server');
+        expect(Object.keys(serverSide).sort()).toEqual(SIDE_KEYS);
+        expect(serverSide.deflateWindowBits).toBe(Math.max(9, params.serverMaxWindowBits));
       }),
       { numRuns: 500 },
     );

@@ -155,8 +155,7 @@ export class PerMessageDeflate implements MessageCompressor {
 
   constructor(params: DeflateParams, side: 'client' | 'server', options: PerMessageDeflateOptions = {}) {
     this.params = sideParams(params, side);
-    // With an agreed 8-bit window this side may not compress at all: send everything plain.
-    this.threshold = this.params.canDeflate ? resolveThreshold(options) : Number.POSITIVE_INFINITY;
+    this.threshold = resolveThreshold(options);
     this.zlibOptions = {
       ...(options.level !== undefined ? { level: options.level } : {}),
       ...(options.memLevel !== undefined ? { memLevel: options.memLevel } : {}),

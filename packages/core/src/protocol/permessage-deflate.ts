@@ -6,11 +6,11 @@
  * cannot run a *raw* deflate stream with windowBits 8.
  * - Inflating: a decompressor with a larger window accepts any stream produced with a
  *   smaller one, so when the peer compresses with an 8-bit window we inflate with 9.
- * - Deflating: we must never compress with a window larger than the one agreed (the peer
- *   may have sized its decompressor to it), and zlib would silently use 9 for 8. Since
- *   compressing any given message is optional (RFC 7692 §6: RSV1 is set per message), a
- *   side whose agreed window is 8 bits still accepts the extension but sends every message
- *   uncompressed (`SideParams.canDeflate` is false), while inflating what it receives.
+ * - Deflating: we must never refer further back than the agreed window (the peer may have
+ *   sized its decompressor to it). zlib never does with windowBits 9: its matches reach at
+ *   most the window size minus 262 bytes (MAX_DIST in zlib's deflate.h: 512 - 262 = 250),
+ *   which is inside a 256-byte window. So an agreed 8 is negotiated as 9 for zlib, safely;
+ *   a test holds zlib to this (an 8-bit inflater reads what the 9-bit deflater wrote).
  */
 import { CloseCode } from './close-codes.js';
 import { WebSocketError } from './errors.js';
@@ -65,8 +65,6 @@ export interface SideParams {
   deflateWindowBits: number;
   inflateNoContextTakeover: boolean;
   deflateNoContextTakeover: boolean;
-  /** False when the agreed window is 8 bits: this side then never compresses (see above). */
-  canDeflate: boolean;
 }
 
 const SERVER_NO_CONTEXT_TAKEOVER = 'server_no_context_takeover';
@@ -94,8 +92,8 @@ function checkWindowBits(name: string, value: unknown, min: number): void {
 
 /**
  * Validate options; throws RangeError (or TypeError for a wrong type) on a bad value.
- * Window bits must be integers 8..15 (8 for this side's own window means it never
- * compresses; see the note at the top of this file). `side` is accepted for symmetry.
+ * Window bits must be integers 8..15 (8 runs zlib at 9; see the note at the top of this
+ * file). `side` is accepted for symmetry with callers that know it.
  */
 export function validateDeflateOptions(options: PerMessageDeflateOptions, side?: 'client' | 'server'): void {
   if (options === null || typeof options !== 'object') {
@@ -137,8 +135,7 @@ export function resolveThreshold(options: PerMessageDeflateOptions): number {
 /**
  * The compressor/decompressor settings of one side. The side deflates with its own
  * parameters (server_* on the server) and inflates with the peer's.
- * An inflate window of 8 becomes 9 (a larger window reads a smaller stream); with a
- * deflate window of 8, `canDeflate` is false and this side sends uncompressed messages.
+ * A window of 8 becomes 9 both ways (see the note at the top of this file).
  */
 export function sideParams(params: DeflateParams, side: 'client' | 'server'): SideParams {
   const server = side === 'server';
@@ -146,7 +143,6 @@ export function sideParams(params: DeflateParams, side: 'client' | 'server'): Si
   const inflateWindowBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
   return {
     deflateWindowBits: Math.max(9, deflateWindowBits),
-    canDeflate: deflateWindowBits >= 9,
     // zlib cannot inflate raw deflate with windowBits 8 either; 9 is a superset of 8.
     inflateWindowBits: inflateWindowBits === 8 ? 9 : inflateWindowBits,
     deflateNoContextTakeover: server ? params.serverNoContextTakeover : params.clientNoContextTakeover,
