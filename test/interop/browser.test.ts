@@ -17,6 +17,7 @@ import {
 } from '@wskit/core';
 import { type Browser, chromium } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, onCleanup } from '../support/clients.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const MiB = 1024 * 1024;
@@ -105,16 +106,7 @@ if (!launchable) {
   console.warn(`[browser] SKIPPED: ${CHROMIUM} not found`);
 }
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) {
-    try {
-      await fn();
-    } catch {
-      // keep cleaning
-    }
-  }
-});
+afterEach(cleanup);
 
 interface ServerSide {
   ws: WebSocket;
@@ -169,7 +161,7 @@ async function startApp(
     { maxMessageSize: 4 * MiB, maxFrameSize: 4 * MiB },
   );
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  cleanups.push(async () => {
+  onCleanup(async () => {
     await wss.close();
     http.closeAllConnections();
     await new Promise<void>((resolve) => http.close(() => resolve()));
@@ -201,7 +193,7 @@ describe.skipIf(!launchable)('headless Chromium with permessage-deflate', () => 
         executablePath: CHROMIUM,
         args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
       });
-      cleanups.push(() => browser.close());
+      onCleanup(() => browser.close());
       const page = await browser.newPage();
       const pageErrors: string[] = [];
       page.on('pageerror', (err) => pageErrors.push(err.message));

@@ -1,18 +1,19 @@
 /**
- * Shared helpers of the interop suites: test certificates, our server and the `ws`
- * library's peers wrapped in small queues, and a driver for the Python peer scripts.
+ * Shared helpers of the interop suites: our server and client and the `ws` library's
+ * peers wrapped in small queues, and a driver for the Python peer scripts. Cleanup, time
+ * limits and the test certificate come from test/support.
  */
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createServer as createNetServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  type ClientOptions,
+  connect,
   type RouteOptions,
   type ServerOptions,
   type UpgradeRequest,
@@ -25,17 +26,12 @@ import {
   WebSocketServer as WsServer,
   type ServerOptions as WsServerOptions,
 } from 'ws';
+import { type Resources, type TestCert, withTimeout as within } from '../support/clients.js';
 
-// ---- small async utilities -------------------------------------------------------------
+// test/support's withTimeout, under the name the interop suites use.
+export { within };
 
-/** Rejects with a descriptive error when `promise` takes longer than `ms`. */
-export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+// ---- small async utilities ------------------------------------------------------------------
 
 /** An unbounded FIFO whose shift() waits for the next item. */
 export class AsyncQueue<T> {
@@ -62,30 +58,9 @@ export class AsyncQueue<T> {
   }
 }
 
-/** Cleanup callbacks run in reverse order (afterEach); errors in one don't stop the rest. */
-export class Resources {
-  private fns: Array<() => unknown> = [];
-
-  defer(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-
-  async release(): Promise<void> {
-    const fns = this.fns.reverse();
-    this.fns = [];
-    for (const fn of fns) {
-      try {
-        await within(Promise.resolve(fn()), 10_000, 'a cleanup step');
-      } catch (err) {
-        console.warn('[interop] cleanup failed:', err);
-      }
-    }
-  }
-}
-
 export const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 
-// ---- payloads ----------------------------------------------------------------------------
+// ---- payloads -------------------------------------------------------------------------------
 
 const BASE = Buffer.from(Array.from({ length: 251 }, (_, i) => (i * 7 + 13) % 251));
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz';
@@ -138,7 +113,7 @@ export function mixedText(bytes: number): string {
   return out;
 }
 
-// ---- transports, certificates and IPv6 --------------------------------------------------
+// ---- transports and IPv6 --------------------------------------------------------------------
 
 export interface Transport {
   name: string;
@@ -151,47 +126,6 @@ export function urlFor(t: Transport, port: number, path = '/'): string {
   return `${t.secure ? 'wss' : 'ws'}://${host}:${port}${path}`;
 }
 
-export interface TestCert {
-  cert: string;
-  key: string;
-  dir: string;
-}
-
-/** A throwaway self-signed certificate for localhost, 127.0.0.1 and ::1 (openssl CLI). */
-export function generateCert(): TestCert {
-  const dir = mkdtempSync(join(tmpdir(), 'wskit-interop-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(dir, 'k.pem'),
-      '-out',
-      join(dir, 'c.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
-    ],
-    { stdio: 'pipe' },
-  );
-  return {
-    cert: readFileSync(join(dir, 'c.pem'), 'utf8'),
-    key: readFileSync(join(dir, 'k.pem'), 'utf8'),
-    dir,
-  };
-}
-
-export function removeCert(cert: TestCert | undefined): void {
-  if (cert !== undefined) rmSync(cert.dir, { recursive: true, force: true });
-}
-
 /** Can a TCP server listen on `host` here (e.g. '::1' where IPv6 is disabled)? */
 export function canListenOn(host: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -201,7 +135,7 @@ export function canListenOn(host: string): Promise<boolean> {
   });
 }
 
-// ---- our server -------------------------------------------------------------------------
+// ---- our server and client ------------------------------------------------------------------
 
 export interface ReceivedSummary {
   type: 'text' | 'binary';
@@ -223,11 +157,6 @@ export interface OurServer {
   /** What the /echo route received, in order. */
   received: ReceivedSummary[];
   close(): Promise<void>;
-}
-
-/** Echoes every message with its type until the peer closes. */
-export async function echo(ws: WebSocket): Promise<void> {
-  for await (const m of ws) await ws.send(m.data, { binary: m.type === 'binary' });
 }
 
 /**
@@ -288,7 +217,48 @@ export async function withServer<T>(
   }
 }
 
-// ---- the ws library as a peer ------------------------------------------------------------
+/** Our client, with no keepalive pings, terminated when `resources` are released. */
+export async function openOurClient(
+  url: string,
+  options: ClientOptions,
+  resources: Resources,
+): Promise<WebSocket> {
+  const ws = await connect(url, { pingInterval: 0, closeTimeout: 2000, ...options });
+  resources.add(() => {
+    if (ws.readyState !== 3) ws.terminate();
+  });
+  return ws;
+}
+
+/** The 'ping' events of one of our connections, queued. */
+export function pingEvents(ws: WebSocket): AsyncQueue<Buffer> {
+  const q = new AsyncQueue<Buffer>('a ping event on our side');
+  ws.on('ping', (data: Buffer) => q.push(data));
+  return q;
+}
+
+/** Reads the next `n` frames from a frames() tap while `run` happens, then stops tapping. */
+export async function takeFrames(
+  ws: WebSocket,
+  n: number,
+  run: () => unknown,
+): Promise<Array<[number, boolean]>> {
+  const it = ws.frames()[Symbol.asyncIterator]();
+  const out: Array<[number, boolean]> = [];
+  try {
+    await run();
+    while (out.length < n) {
+      const next = await within(it.next(), 10_000, 'a frame');
+      if (next.done) break;
+      out.push([next.value.opcode, next.value.fin]);
+    }
+  } finally {
+    await it.return?.();
+  }
+  return out;
+}
+
+// ---- the ws library as a peer ---------------------------------------------------------------
 
 export interface WsMessage {
   data: Buffer;
@@ -340,7 +310,7 @@ export function startWsClient(
 ): WsClientAttempt {
   const ws = protocols === undefined ? new WsClient(url, options) : new WsClient(url, protocols, options);
   const peer = wrapWs(ws);
-  resources.defer(() => {
+  resources.add(() => {
     if (ws.readyState !== WsClient.CLOSED) ws.terminate();
   });
   const upgradeHeaders = new Promise<IncomingHttpHeaders>((resolve) => {
@@ -424,7 +394,7 @@ export async function startWsServer(
   };
 }
 
-// ---- the Python peer ---------------------------------------------------------------------
+// ---- the Python peer ------------------------------------------------------------------------
 
 /** Debian's interpreter, which has python3-websockets (the pyenv one first on PATH doesn't). */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -487,7 +457,7 @@ export class PythonPeer {
 
   static start(script: 'client' | 'server', args: string[], resources: Resources): PythonPeer {
     const peer = new PythonPeer(script, args);
-    resources.defer(() => peer.stop());
+    resources.add(() => peer.stop());
     return peer;
   }
 

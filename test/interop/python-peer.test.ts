@@ -4,23 +4,25 @@
  * against python/server.py. The scripts obey JSON-line commands (see python/common.py).
  */
 import { randomBytes } from 'node:crypto';
-import { type ClientOptions, connect, type WebSocket } from '@wskit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { ClientOptions, WebSocket } from '@wskit/core';
+import { describe, expect, it } from 'vitest';
+import { resourcesPerTest } from '../support/clients.js';
 import {
-  AsyncQueue,
   b64,
   mixedText,
   type OurServer,
+  openOurClient,
   type PyMessage,
   PythonPeer,
   patternBytes,
   patternText,
+  pingEvents,
   pythonWebsockets,
-  Resources,
   SYSTEM_PYTHON,
   sha256,
   startServer,
   type Transport,
+  takeFrames,
   within,
 } from './helpers.js';
 
@@ -47,35 +49,7 @@ if (!available) {
   }
 }
 
-const res = new Resources();
-afterEach(() => res.release());
-
-function pingEvents(ws: WebSocket): AsyncQueue<Buffer> {
-  const q = new AsyncQueue<Buffer>('a ping event on our side');
-  ws.on('ping', (data: Buffer) => q.push(data));
-  return q;
-}
-
-/** Reads the next `n` frames from a frames() tap while `run` happens, then stops tapping. */
-async function takeFrames(
-  ws: WebSocket,
-  n: number,
-  run: () => Promise<unknown>,
-): Promise<Array<[number, boolean]>> {
-  const it = ws.frames()[Symbol.asyncIterator]();
-  const out: Array<[number, boolean]> = [];
-  try {
-    await run();
-    while (out.length < n) {
-      const next = await within(it.next(), 10_000, 'a frame');
-      if (next.done) break;
-      out.push([next.value.opcode, next.value.fin]);
-    }
-  } finally {
-    await it.return?.();
-  }
-  return out;
-}
+const res = resourcesPerTest((err) => console.warn('[interop] cleanup failed:', err));
 
 /** What python/common.py reports for a message it received. */
 function described(type: 'text' | 'binary', data: Buffer | string): PyMessage {
@@ -85,13 +59,49 @@ function described(type: 'text' | 'binary', data: Buffer | string): PyMessage {
 
 const fromB64 = (value: unknown): string => Buffer.from(String(value), 'base64').toString('utf8');
 
+/** Two messages we send in fragments (server or client alike). */
+async function sendFragmented(ws: WebSocket): Promise<void> {
+  await ws.send('frag', { fin: false });
+  await ws.send('men', { fin: false });
+  await ws.send('ted ✓', { fin: true });
+  await ws.send(Buffer.from([1, 2]), { fin: false });
+  await ws.send(Buffer.from([3]), { fin: true });
+}
+
+/**
+ * The test of both sides: python sends two messages in fragments (from async iterators);
+ * our side sees every frame and reassembles the messages.
+ */
+async function reassemblePythonFragments(ours: WebSocket, py: PythonPeer): Promise<void> {
+  const frames = await takeFrames(ours, 7, async () => {
+    await py.call('send_fragments', { parts: [{ text: 'ab' }, { text: 'cd' }, { text: 'ef ✓' }] });
+    await py.call('send_fragments', {
+      parts: [{ b64: b64(Buffer.from([7])) }, { b64: b64(Buffer.from([8, 9])) }],
+    });
+  });
+  // websockets can't know which item is the last: it ends with an empty final frame.
+  expect(frames).toEqual([
+    [1, false],
+    [0, false],
+    [0, false],
+    [0, true],
+    [2, false],
+    [0, false],
+    [0, true],
+  ]);
+  const m1 = await ours.receive();
+  expect([m1?.type, m1?.text()]).toEqual(['text', 'abcdef ✓']);
+  const m2 = await ours.receive();
+  expect([m2?.type, [...(m2?.data ?? [])]]).toEqual(['binary', [7, 8, 9]]);
+}
+
 describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
   // ---- python client, our server ---------------------------------------------------------
 
   describe('python client -> our server', () => {
     async function ourServer(route: Parameters<typeof startServer>[2] = {}): Promise<OurServer> {
       const srv = await startServer(T, {}, route);
-      res.defer(() => srv.close());
+      res.add(() => srv.close());
       return srv;
     }
 
@@ -100,6 +110,14 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
       const first = await py.event(['open', 'error']);
       if (first.event !== 'open') throw new Error(`python could not connect: ${String(first.message)}`);
       return { py, open: first };
+    }
+
+    /** Our server, a python client on its '/probe' route, and our side of that connection. */
+    async function pyClientOnProbe(): Promise<{ py: PythonPeer; sws: WebSocket }> {
+      const srv = await ourServer();
+      const { py } = await pyClient(srv.url('/probe'));
+      const { ws: sws } = await srv.connections.shift();
+      return { py, sws };
     }
 
     it('echoes text (with non-ASCII) and binary messages', async () => {
@@ -145,14 +163,8 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
     });
 
     it('reassembles fragmented messages from our server', async () => {
-      const srv = await ourServer();
-      const { py } = await pyClient(srv.url('/probe'));
-      const { ws: sws } = await srv.connections.shift();
-      await sws.send('frag', { fin: false });
-      await sws.send('men', { fin: false });
-      await sws.send('ted ✓', { fin: true });
-      await sws.send(Buffer.from([1, 2]), { fin: false });
-      await sws.send(Buffer.from([3]), { fin: true });
+      const { py, sws } = await pyClientOnProbe();
+      await sendFragmented(sws);
       await sws.send('after');
       const m1 = await py.call('recv');
       expect(m1).toMatchObject(described('text', 'fragmented ✓'));
@@ -162,35 +174,12 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
     });
 
     it('reassembles messages python sends fragmented (async iterator)', async () => {
-      const srv = await ourServer();
-      const { py } = await pyClient(srv.url('/probe'));
-      const { ws: sws } = await srv.connections.shift();
-      const frames = await takeFrames(sws, 7, async () => {
-        await py.call('send_fragments', { parts: [{ text: 'ab' }, { text: 'cd' }, { text: 'ef ✓' }] });
-        await py.call('send_fragments', {
-          parts: [{ b64: b64(Buffer.from([7])) }, { b64: b64(Buffer.from([8, 9])) }],
-        });
-      });
-      // websockets can't know which item is the last: it ends with an empty final frame.
-      expect(frames).toEqual([
-        [1, false],
-        [0, false],
-        [0, false],
-        [0, true],
-        [2, false],
-        [0, false],
-        [0, true],
-      ]);
-      const m1 = await sws.receive();
-      expect([m1?.type, m1?.text()]).toEqual(['text', 'abcdef ✓']);
-      const m2 = await sws.receive();
-      expect([m2?.type, [...(m2?.data ?? [])]]).toEqual(['binary', [7, 8, 9]]);
+      const { py, sws } = await pyClientOnProbe();
+      await reassemblePythonFragments(sws, py);
     });
 
     it('answers python pings (our ping event fires) and python answers ours', async () => {
-      const srv = await ourServer();
-      const { py } = await pyClient(srv.url('/probe'));
-      const { ws: sws } = await srv.connections.shift();
+      const { py, sws } = await pyClientOnProbe();
       const pings = pingEvents(sws);
       const reply = await py.call('ping', { data: 'from python' });
       expect(typeof reply.latency).toBe('number');
@@ -207,9 +196,7 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
       [1001, 'going away'],
       [4000, 'custom reason ✓'],
     ])('our server closes with %d %j: python sees it, close() resolves cleanly', async (code, reason) => {
-      const srv = await ourServer();
-      const { py } = await pyClient(srv.url('/probe'));
-      const { ws: sws } = await srv.connections.shift();
+      const { py, sws } = await pyClientOnProbe();
       const info = await within(sws.close(code, reason), 5000, 'close()');
       // websockets echoes the Close payload it received.
       expect(info).toEqual({ code, reason, wasClean: true });
@@ -221,9 +208,7 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
       [1001, 'bye'],
       [4001, 'app reason ✓'],
     ])('python closes with %d %j: our closed resolves with it, wasClean', async (code, reason) => {
-      const srv = await ourServer();
-      const { py } = await pyClient(srv.url('/probe'));
-      const { ws: sws } = await srv.connections.shift();
+      const { py, sws } = await pyClientOnProbe();
       const reply = await py.call('close', { code, reason });
       expect(reply.close_code).toBe(code); // our echo (RFC 6455 §5.5.1)
       expect(await within(sws.closed, 5000, 'closed')).toEqual({ code, reason, wasClean: true });
@@ -231,17 +216,13 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
     });
 
     it('python aborts the TCP connection: 1006 on our side', async () => {
-      const srv = await ourServer();
-      const { py } = await pyClient(srv.url('/probe'));
-      const { ws: sws } = await srv.connections.shift();
+      const { py, sws } = await pyClientOnProbe();
       await py.call('abort');
       expect(await within(sws.closed, 5000, 'closed')).toEqual({ code: 1006, reason: '', wasClean: false });
     });
 
     it('our terminate(): 1006 at python', async () => {
-      const srv = await ourServer();
-      const { py } = await pyClient(srv.url('/probe'));
-      const { ws: sws } = await srv.connections.shift();
+      const { py, sws } = await pyClientOnProbe();
       sws.terminate();
       expect(await py.event('closed')).toMatchObject({ code: 1006 });
     });
@@ -281,14 +262,6 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
       return { py, port: Number(listening.port) };
     }
 
-    async function ourClient(url: string, options: ClientOptions = {}): Promise<WebSocket> {
-      const ws = await connect(url, { pingInterval: 0, closeTimeout: 2000, ...options });
-      res.defer(() => {
-        if (ws.readyState !== 3) ws.terminate();
-      });
-      return ws;
-    }
-
     /** Our client connected to a fresh python server; `conn` is python's connection report. */
     async function connected(
       path = '/x',
@@ -296,7 +269,7 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
       options: ClientOptions = {},
     ): Promise<{ py: PythonPeer; ws: WebSocket; conn: PyMessage }> {
       const { py, port } = await pyServer(args);
-      const ws = await ourClient(`ws://127.0.0.1:${port}${path}`, options);
+      const ws = await openOurClient(`ws://127.0.0.1:${port}${path}`, options, res);
       const conn = await py.event('connection');
       return { py, ws, conn };
     }
@@ -336,11 +309,7 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
 
     it('python reassembles messages we send fragmented', async () => {
       const { py, ws } = await connected();
-      await ws.send('frag', { fin: false });
-      await ws.send('men', { fin: false });
-      await ws.send('ted ✓', { fin: true });
-      await ws.send(Buffer.from([1, 2]), { fin: false });
-      await ws.send(Buffer.from([3]), { fin: true });
+      await sendFragmented(ws);
       const m1 = await py.call('recv');
       expect(m1).toMatchObject(described('text', 'fragmented ✓'));
       expect(fromB64(m1.b64)).toBe('fragmented ✓');
@@ -349,26 +318,7 @@ describe.skipIf(!available)(`python websockets ${python.version ?? ''}`, () => {
 
     it('reassembles messages the python server sends fragmented', async () => {
       const { py, ws } = await connected();
-      const frames = await takeFrames(ws, 7, async () => {
-        await py.call('send_fragments', { parts: [{ text: 'ab' }, { text: 'cd' }, { text: 'ef ✓' }] });
-        await py.call('send_fragments', {
-          parts: [{ b64: b64(Buffer.from([7])) }, { b64: b64(Buffer.from([8, 9])) }],
-        });
-      });
-      // websockets can't know which item is the last: it ends with an empty final frame.
-      expect(frames).toEqual([
-        [1, false],
-        [0, false],
-        [0, false],
-        [0, true],
-        [2, false],
-        [0, false],
-        [0, true],
-      ]);
-      const m1 = await ws.receive();
-      expect([m1?.type, m1?.text()]).toEqual(['text', 'abcdef ✓']);
-      const m2 = await ws.receive();
-      expect([m2?.type, [...(m2?.data ?? [])]]).toEqual(['binary', [7, 8, 9]]);
+      await reassemblePythonFragments(ws, py);
     });
 
     it('ping/pong both ways', async () => {

@@ -1,8 +1,7 @@
-import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
-import { PassThrough, Writable } from 'node:stream';
-import { type Message, type WebSocket, WebSocketServer } from '@wskit/core';
+import type { Message, WebSocket, WebSocketServer } from '@wskit/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, startWss, withTimeout } from '../../../test/support/clients.js';
 import {
   type BenchConnector,
   type BenchResult,
@@ -12,62 +11,11 @@ import {
   parseSeconds,
   runBench,
 } from '../src/bench.js';
-import { main } from '../src/index.js';
+import { type InProcessRun, runInProcess } from './helpers.js';
 
 // ---- helpers -------------------------------------------------------------------------
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) {
-    try {
-      await cleanups.pop()!();
-    } catch {
-      // keep cleaning up
-    }
-  }
-});
-
-interface Run {
-  stdout: Capture;
-  stderr: Capture;
-  signals: EventEmitter;
-  exit: Promise<number>;
-}
-
-/** `wskit ARGS` in this process, with captured output and fake signals. */
-function wskit(args: string[]): Run {
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const signals = new EventEmitter();
-  const exit = main(args, {
-    stdin: new PassThrough(),
-    stdout,
-    stderr,
-    onSignal: (listener) => {
-      signals.on('signal', listener);
-      return () => signals.off('signal', listener);
-    },
-  });
-  return { stdout, stderr, signals, exit };
-}
-
-function withTimeout<T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-    }),
-  ]);
-}
+afterEach(cleanup);
 
 interface Seen {
   type: 'text' | 'binary';
@@ -81,23 +29,22 @@ interface Seen {
 async function echoServer(
   onMessage?: (ws: WebSocket, msg: Message) => void,
 ): Promise<{ url: string; wss: WebSocketServer; seen: Seen[]; opened: () => number }> {
-  const wss = new WebSocketServer();
   const seen: Seen[] = [];
   let opened = 0;
-  wss.route('/*', (ws) => {
-    opened++;
-    ws.on('message', (msg: Message) => {
-      seen.push({ type: msg.type, size: msg.size });
-      if (onMessage) onMessage(ws, msg);
-      else ws.send(msg.data, { binary: msg.type === 'binary' }).catch(() => {});
-    });
+  const { wss, url } = await startWss({
+    '/*': (ws) => {
+      opened++;
+      ws.on('message', (msg: Message) => {
+        seen.push({ type: msg.type, size: msg.size });
+        if (onMessage) onMessage(ws, msg);
+        else ws.send(msg.data, { binary: msg.type === 'binary' }).catch(() => {});
+      });
+    },
   });
-  const { port } = await wss.listen(0, '127.0.0.1');
-  cleanups.push(() => wss.close());
-  return { url: `ws://127.0.0.1:${port}/bench`, wss, seen, opened: () => opened };
+  return { url: `${url}bench`, wss, seen, opened: () => opened };
 }
 
-function parseJson(run: Run): BenchResult {
+function parseJson(run: InProcessRun): BenchResult {
   const lines = run.stdout.text.trim().split('\n');
   expect(lines).toHaveLength(1);
   return JSON.parse(lines[0]!) as BenchResult;
@@ -125,7 +72,7 @@ function expectConsistent(r: BenchResult): void {
 describe('wskit bench', () => {
   it('--json: N connections × M messages all come back, with consistent figures', async () => {
     const srv = await echoServer();
-    const run = wskit([
+    const run = runInProcess([
       'bench',
       srv.url,
       '--connections',
@@ -136,7 +83,7 @@ describe('wskit bench', () => {
       '100',
       '--json',
     ]);
-    expect(await withTimeout(run.exit, 'bench')).toBe(0);
+    expect(await withTimeout(run.exit, 20_000, 'bench')).toBe(0);
     expect(run.stderr.text).toBe('');
     const r = parseJson(run);
     expect(r).toMatchObject({
@@ -161,6 +108,7 @@ describe('wskit bench', () => {
       (async () => {
         while (srv.wss.clients.size > 0) await new Promise((r) => setTimeout(r, 10));
       })(),
+      20_000,
       'connections closed',
     );
   });
@@ -180,7 +128,7 @@ describe('wskit bench', () => {
         for (const m of list.splice(0)) ws.send(m.data, { binary: m.type === 'binary' }).catch(() => {});
       }
     });
-    const run = wskit([
+    const run = runInProcess([
       'bench',
       srv.url,
       '-c',
@@ -194,7 +142,7 @@ describe('wskit bench', () => {
       '4',
       '--json',
     ]);
-    expect(await withTimeout(run.exit, 'bench')).toBe(0);
+    expect(await withTimeout(run.exit, 20_000, 'bench')).toBe(0);
     const r = parseJson(run);
     expect(r).toMatchObject({
       connections: 2,
@@ -212,8 +160,8 @@ describe('wskit bench', () => {
 
   it('prints a readable report by default', async () => {
     const srv = await echoServer();
-    const run = wskit(['bench', srv.url, '-c', '2', '-n', '15', '-s', '64']);
-    expect(await withTimeout(run.exit, 'bench')).toBe(0);
+    const run = runInProcess(['bench', srv.url, '-c', '2', '-n', '15', '-s', '64']);
+    expect(await withTimeout(run.exit, 20_000, 'bench')).toBe(0);
     const out = run.stdout.text;
     expect(out).toContain(`wskit bench: 2 connections to ${srv.url}, 64 B text messages, pipeline 1`);
     expect(out).toMatch(/connected {3}2\/2 in \d+\.\d{3} s/);
@@ -224,8 +172,8 @@ describe('wskit bench', () => {
 
   it('--duration sends until the time is up; with --messages, whichever comes first', async () => {
     const srv = await echoServer();
-    const timed = wskit(['bench', srv.url, '--duration', '0.3', '--pipeline', '2', '--json']);
-    expect(await withTimeout(timed.exit, 'timed bench')).toBe(0);
+    const timed = runInProcess(['bench', srv.url, '--duration', '0.3', '--pipeline', '2', '--json']);
+    expect(await withTimeout(timed.exit, 20_000, 'timed bench')).toBe(0);
     const r = parseJson(timed);
     expect(r.errors).toBe(0);
     expect(r.messages).toBeGreaterThan(0);
@@ -233,22 +181,33 @@ describe('wskit bench', () => {
     expect(r.seconds).toBeGreaterThanOrEqual(0.25); // stops sending at the deadline, not before
     expectConsistent(r);
 
-    const capped = wskit(['bench', srv.url, '-c', '2', '--duration', '30s', '--messages', '5', '--json']);
-    expect(await withTimeout(capped.exit, 'capped bench')).toBe(0);
+    const capped = runInProcess([
+      'bench',
+      srv.url,
+      '-c',
+      '2',
+      '--duration',
+      '30s',
+      '--messages',
+      '5',
+      '--json',
+    ]);
+    expect(await withTimeout(capped.exit, 20_000, 'capped bench')).toBe(0);
     expect(parseJson(capped)).toMatchObject({ messages: 10, errors: 0 });
   });
 
   it('a signal stops an endless run and the figures so far are reported', async () => {
     const srv = await echoServer();
-    const run = wskit(['bench', srv.url, '--duration', '600', '--json']);
+    const run = runInProcess(['bench', srv.url, '--duration', '600', '--json']);
     await withTimeout(
       (async () => {
         while (srv.seen.length < 20) await new Promise((r) => setTimeout(r, 10));
       })(),
+      20_000,
       'messages flowing',
     );
     run.signals.emit('signal', 'SIGINT');
-    expect(await withTimeout(run.exit, 'exit after the signal')).toBe(0);
+    expect(await withTimeout(run.exit, 20_000, 'exit after the signal')).toBe(0);
     const r = parseJson(run);
     expect(r.errors).toBe(0);
     expect(r.messages).toBeGreaterThanOrEqual(20);
@@ -264,8 +223,8 @@ describe('wskit bench', () => {
       const binary = n % 5 === 0 ? msg.type !== 'binary' : msg.type === 'binary';
       ws.send(data, { binary }).catch(() => {});
     });
-    const run = wskit(['bench', srv.url, '-n', '15', '--json']);
-    expect(await withTimeout(run.exit, 'bench')).toBe(1);
+    const run = runInProcess(['bench', srv.url, '-n', '15', '--json']);
+    expect(await withTimeout(run.exit, 20_000, 'bench')).toBe(1);
     const r = parseJson(run);
     // 15 answers: 3, 6, 9, 12 and 15 have the wrong size, 5, 10 and 15 the wrong type.
     expect(r.errors).toBe(7);
@@ -279,8 +238,8 @@ describe('wskit bench', () => {
       if (srv.seen.length === 5) ws.close(1011, 'gone').catch(() => {});
       else ws.send(msg.data, { binary: msg.type === 'binary' }).catch(() => {});
     });
-    const run = wskit(['bench', srv.url, '-n', '100', '--json']);
-    expect(await withTimeout(run.exit, 'bench')).toBe(1);
+    const run = runInProcess(['bench', srv.url, '-n', '100', '--json']);
+    expect(await withTimeout(run.exit, 20_000, 'bench')).toBe(1);
     const r = parseJson(run);
     expect(r.messages).toBe(4);
     expect(r.errors).toBe(1);
@@ -292,8 +251,8 @@ describe('wskit bench', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const { port } = probe.address() as { port: number };
     await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const run = wskit(['bench', `ws://127.0.0.1:${port}/`, '-c', '2']);
-    expect(await withTimeout(run.exit, 'bench')).toBe(1);
+    const run = runInProcess(['bench', `ws://127.0.0.1:${port}/`, '-c', '2']);
+    expect(await withTimeout(run.exit, 20_000, 'bench')).toBe(1);
     expect(run.stderr.text).toMatch(/^wskit: cannot connect to ws:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED/);
   });
 
@@ -310,8 +269,8 @@ describe('wskit bench', () => {
   ];
   for (const [name, args, message] of invalid) {
     it(`exits 2 for ${name}`, async () => {
-      const run = wskit(args);
-      expect(await withTimeout(run.exit, name)).toBe(2);
+      const run = runInProcess(args);
+      expect(await withTimeout(run.exit, 20_000, name)).toBe(2);
       expect(run.stderr.text).toMatch(message);
       expect(run.stdout.text).toBe('');
     });

@@ -1,103 +1,29 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WS, { WebSocketServer as WSServer } from 'ws';
-import { formatBinary, main, parseHeader, parsePort, parseSize, runConnect, runServe } from '../src/index.js';
+import {
+  cleanup,
+  generateCert,
+  onCleanup,
+  removeCert,
+  type TestCert,
+  withTimeout,
+} from '../../../test/support/clients.js';
+import { formatBinary, parseHeader, parsePort, parseSize, runConnect, runServe } from '../src/index.js';
+import { Capture, type InProcessRun, runInProcess } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const BIN = join(ROOT, 'packages/cli/dist/bin.js');
 
 // ---- helpers -------------------------------------------------------------------------
 
-/** A writable that keeps what was written and can wait for a pattern to show up. */
-class Capture extends Writable {
-  text = '';
-  private readonly waiters = new Set<() => void>();
-
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.text += chunk.toString();
-    for (const w of this.waiters) w();
-    cb();
-  }
-
-  feed(chunk: Buffer | string): void {
-    this.text += chunk.toString();
-    for (const w of this.waiters) w();
-  }
-
-  waitFor(pattern: RegExp, timeout = 10_000): Promise<RegExpMatchArray> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = this.text.match(pattern);
-        if (m === null) return;
-        this.waiters.delete(check);
-        clearTimeout(timer);
-        resolve(m);
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(this.text)}`));
-      }, timeout);
-      this.waiters.add(check);
-      check();
-    });
-  }
-}
-
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) {
-    try {
-      await cleanups.pop()!();
-    } catch {
-      // keep cleaning up
-    }
-  }
-});
-
-interface InProcessRun {
-  stdin: PassThrough;
-  stdout: Capture;
-  stderr: Capture;
-  signals: EventEmitter;
-  exit: Promise<number>;
-}
-
-/** Runs `wskit ARGS` in this process, with fake streams and signals. */
-function runInProcess(args: string[]): InProcessRun {
-  const stdin = new PassThrough();
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const signals = new EventEmitter();
-  const exit = main(args, {
-    stdin,
-    stdout,
-    stderr,
-    onSignal: (listener) => {
-      signals.on('signal', listener);
-      return () => signals.off('signal', listener);
-    },
-  });
-  let exited = false;
-  exit.then(() => {
-    exited = true;
-  });
-  cleanups.push(async () => {
-    if (!exited) {
-      signals.emit('signal', 'SIGTERM');
-      stdin.end();
-      await exit;
-    }
-  });
-  return { stdin, stdout, stderr, signals, exit };
-}
+afterEach(cleanup);
 
 const LISTENING = /wskit: listening on (wss?:\/\/\S+)\n/;
 
@@ -128,7 +54,7 @@ function spawnCli(args: string[]): SpawnedRun {
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('close', (code, signal) => resolve({ code, signal }));
   });
-  cleanups.push(async () => {
+  onCleanup(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
       await exit;
@@ -137,21 +63,11 @@ function spawnCli(args: string[]): SpawnedRun {
   return { child, stdout, stderr, exit };
 }
 
-function withTimeout<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-    }),
-  ]);
-}
-
 /** Opens a `ws` client (an independent implementation) and waits for 'open'. */
 async function openClient(url: string, options: WS.ClientOptions = {}, protocols?: string[]): Promise<WS> {
   const ws = new WS(url, protocols, options);
   ws.on('error', () => {}); // failures show up as rejections or close codes below
-  cleanups.push(() => ws.terminate());
+  onCleanup(() => ws.terminate());
   await withTimeout(
     new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -160,6 +76,7 @@ async function openClient(url: string, options: WS.ClientOptions = {}, protocols
         reject(new Error(`unexpected response ${res.statusCode}`)),
       );
     }),
+    10_000,
     `open ${url}`,
   );
   return ws;
@@ -184,7 +101,7 @@ function messages(ws: WS): { next(): Promise<Received> } {
     next: () => {
       const m = queue.shift();
       if (m) return Promise.resolve(m);
-      return withTimeout(new Promise<Received>((resolve) => waiting.push(resolve)), 'message');
+      return withTimeout(new Promise<Received>((resolve) => waiting.push(resolve)), 10_000, 'message');
     },
   };
 }
@@ -194,6 +111,7 @@ function closeEvent(ws: WS): Promise<{ code: number; reason: string }> {
     new Promise((resolve) =>
       ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })),
     ),
+    10_000,
     'close event',
   );
 }
@@ -204,7 +122,7 @@ async function wsServer(
 ): Promise<{ wss: WSServer; url: string }> {
   const wss = new WSServer({ port: 0, host: '127.0.0.1', ...options });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  cleanups.push(
+  onCleanup(
     () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();
@@ -218,6 +136,7 @@ async function wsServer(
 function nextConnection(wss: WSServer): Promise<{ ws: WS; req: import('node:http').IncomingMessage }> {
   return withTimeout(
     new Promise((resolve) => wss.once('connection', (ws, req) => resolve({ ws, req }))),
+    10_000,
     'server connection',
   );
 }
@@ -299,7 +218,7 @@ describe('invalid command lines exit with 2', () => {
   for (const [name, args, message] of cases) {
     it(name, async () => {
       const run = runInProcess(args);
-      expect(await withTimeout(run.exit, name)).toBe(2);
+      expect(await withTimeout(run.exit, 10_000, name)).toBe(2);
       expect(run.stderr.text).toMatch(message);
     });
   }
@@ -346,12 +265,13 @@ describe('wskit serve', () => {
     for (const path of ['/', '/other', '/echo/more']) {
       const other = new WS(`${base}${path}`);
       other.on('error', () => {});
-      cleanups.push(() => other.terminate());
+      onCleanup(() => other.terminate());
       const status = await withTimeout(
         new Promise<number>((resolve, reject) => {
           other.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
           other.once('open', () => reject(new Error(`${path} was accepted`)));
         }),
+        10_000,
         `refusal of ${path}`,
       );
       expect(status, path).toBe(404);
@@ -427,24 +347,24 @@ describe('wskit serve', () => {
     srv.signals.emit('signal', 'SIGTERM');
     expect((await closedA).code).toBe(1001);
     expect((await closedB).code).toBe(1001);
-    expect(await withTimeout(srv.exit, 'exit')).toBe(0);
+    expect(await withTimeout(srv.exit, 10_000, 'exit')).toBe(0);
     expect(srv.stdout.text).toMatch(/SIGTERM received, closing 2 connections with 1001/);
   });
 
   it('a port already in use exits 1 with a message', async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    onCleanup(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
     const { port } = blocker.address() as AddressInfo;
     const run = runInProcess(['serve', '--port', String(port), '--host', '127.0.0.1']);
-    expect(await withTimeout(run.exit, 'exit')).toBe(1);
+    expect(await withTimeout(run.exit, 10_000, 'exit')).toBe(1);
     expect(run.stderr.text).toMatch(/cannot serve on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
   });
 
   it('runServe (programmatic) returns a handle whose close() sends 1001', async () => {
     const stdout = new Capture();
     const handle = await runServe({ port: 0, host: '127.0.0.1', path: '/p', stdout });
-    cleanups.push(() => handle.close());
+    onCleanup(() => handle.close());
     expect(stdout.text).toBe(`wskit: listening on ${handle.url}\n`);
     expect(handle.url).toBe(`ws://127.0.0.1:${handle.address.port}/p`);
     const ws = await openClient(handle.url);
@@ -457,41 +377,17 @@ describe('wskit serve', () => {
 // ---- TLS -----------------------------------------------------------------------------
 
 describe('TLS (wss://)', () => {
-  let dir: string;
+  let tls: TestCert | undefined;
   let cert: string;
   let key: string;
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'wskit-cli-tls-'));
-    cert = join(dir, 'cert.pem');
-    key = join(dir, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-sha256',
-        '-days',
-        '1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    tls = generateCert();
+    cert = tls.certFile;
+    key = tls.keyFile;
   });
 
-  afterAll(() => {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => removeCert(tls));
 
   it('serves wss:// with --tls-cert/--tls-key and echoes to a client that trusts the cert', async () => {
     const srv = await serveInProcess(['--tls-cert', cert, '--tls-key', key]);
@@ -512,19 +408,19 @@ describe('TLS (wss://)', () => {
     trusted.stdin.write('over tls\n');
     await trusted.stdout.waitFor(/over tls\n/);
     trusted.stdin.end();
-    expect(await withTimeout(trusted.exit, 'exit --ca')).toBe(0);
+    expect(await withTimeout(trusted.exit, 10_000, 'exit --ca')).toBe(0);
     expect(trusted.stdout.text).toBe('over tls\n');
 
     const insecure = runInProcess(['connect', srv.url, '--insecure']);
     insecure.stdin.write('insecure\n');
     await insecure.stdout.waitFor(/insecure\n/);
     insecure.stdin.end();
-    expect(await withTimeout(insecure.exit, 'exit --insecure')).toBe(0);
+    expect(await withTimeout(insecure.exit, 10_000, 'exit --insecure')).toBe(0);
     expect(insecure.stdout.text).toBe('insecure\n');
 
     const untrusted = runInProcess(['connect', srv.url]);
     untrusted.stdin.end('x\n');
-    expect(await withTimeout(untrusted.exit, 'exit untrusted')).toBe(1);
+    expect(await withTimeout(untrusted.exit, 10_000, 'exit untrusted')).toBe(1);
     expect(untrusted.stderr.text).toMatch(/wskit: cannot connect to wss:.*(self-signed|certificate)/i);
     expect(untrusted.stdout.text).toBe('');
   });
@@ -565,7 +461,7 @@ describe('wskit connect', () => {
 
     run.stdin.end();
     expect((await serverSawClose).code).toBe(1000);
-    expect(await withTimeout(run.exit, 'exit')).toBe(0);
+    expect(await withTimeout(run.exit, 10_000, 'exit')).toBe(0);
     expect(run.stderr.text).toBe('');
   });
 
@@ -574,19 +470,19 @@ describe('wskit connect', () => {
     const first = nextConnection(wss);
     const a = runInProcess(['connect', url]);
     (await first).ws.close(1001, 'restarting');
-    expect(await withTimeout(a.exit, 'exit 1001')).toBe(0);
+    expect(await withTimeout(a.exit, 10_000, 'exit 1001')).toBe(0);
     expect(a.stderr.text).toBe('wskit: closed 1001 restarting\n');
 
     const second = nextConnection(wss);
     const b = runInProcess(['connect', url]);
     (await second).ws.close(4000, 'custom');
-    expect(await withTimeout(b.exit, 'exit 4000')).toBe(1);
+    expect(await withTimeout(b.exit, 10_000, 'exit 4000')).toBe(1);
     expect(b.stderr.text).toBe('wskit: closed 4000 custom\n');
 
     const third = nextConnection(wss);
     const c = runInProcess(['connect', url]);
     (await third).ws.close(1011);
-    expect(await withTimeout(c.exit, 'exit 1011')).toBe(1);
+    expect(await withTimeout(c.exit, 10_000, 'exit 1011')).toBe(1);
     expect(c.stderr.text).toBe('wskit: closed 1011 internal-server-error\n');
   });
 
@@ -623,7 +519,7 @@ describe('wskit connect', () => {
     expect(offered).toEqual([['chat', 'json']]);
     expect(ws.protocol).toBe('json');
     run.stdin.end();
-    expect(await withTimeout(run.exit, 'exit')).toBe(0);
+    expect(await withTimeout(run.exit, 10_000, 'exit')).toBe(0);
   });
 
   it('a 403 refusal exits 1 with the status on stderr', async () => {
@@ -632,7 +528,7 @@ describe('wskit connect', () => {
     });
     const run = runInProcess(['connect', url]);
     run.stdin.end('never sent\n');
-    expect(await withTimeout(run.exit, 'exit')).toBe(1);
+    expect(await withTimeout(run.exit, 10_000, 'exit')).toBe(1);
     expect(run.stderr.text).toMatch(/^wskit: handshake failed: the server answered 403 Forbidden/);
     expect(run.stdout.text).toBe('');
   });
@@ -644,14 +540,14 @@ describe('wskit connect', () => {
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const run = runInProcess(['connect', `ws://127.0.0.1:${port}/`]);
     run.stdin.end();
-    expect(await withTimeout(run.exit, 'exit')).toBe(1);
+    expect(await withTimeout(run.exit, 10_000, 'exit')).toBe(1);
     expect(run.stderr.text).toMatch(/cannot connect to ws:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED/);
   });
 
   it('--echo against the wskit server (programmatic): a shutdown ends it with 0', async () => {
     const stdout = new Capture();
     const handle = await runServe({ port: 0, host: '127.0.0.1', stdout });
-    cleanups.push(() => handle.close());
+    onCleanup(() => handle.close());
     const stderr = new Capture();
     const done = runConnect({
       url: handle.url,
@@ -664,10 +560,11 @@ describe('wskit connect', () => {
       (async () => {
         while (handle.server.clients.size === 0) await new Promise((r) => setTimeout(r, 20));
       })(),
+      10_000,
       'client connected',
     );
     await handle.close(1001);
-    expect(await withTimeout(done, 'echo exit')).toBe(0);
+    expect(await withTimeout(done, 10_000, 'echo exit')).toBe(0);
     expect(stderr.text).toBe('wskit: closed 1001 going-away\n');
   });
 
@@ -686,7 +583,7 @@ describe('wskit connect', () => {
     const closed = closeEvent(ws as WS);
     abort.abort();
     expect((await closed).code).toBe(1000);
-    expect(await withTimeout(done, 'exit')).toBe(0);
+    expect(await withTimeout(done, 10_000, 'exit')).toBe(0);
   });
 });
 
@@ -708,9 +605,9 @@ describe('the wskit binary', () => {
   it('bad flags exit 2 with a message on stderr', async () => {
     const a = spawnCli(['serve', '--port', 'nope']);
     const b = spawnCli(['connect', 'ws://127.0.0.1:1/', '--bogus']);
-    expect((await withTimeout(a.exit, 'exit a')).code).toBe(2);
+    expect((await withTimeout(a.exit, 10_000, 'exit a')).code).toBe(2);
     expect(a.stderr.text).toMatch(/port number/);
-    expect((await withTimeout(b.exit, 'exit b')).code).toBe(2);
+    expect((await withTimeout(b.exit, 10_000, 'exit b')).code).toBe(2);
     expect(b.stderr.text).toMatch(/unknown option '--bogus'/);
   });
 
@@ -728,7 +625,7 @@ describe('the wskit binary', () => {
     const closed = closeEvent(ws);
     srv.child.kill('SIGTERM');
     expect((await closed).code).toBe(1001);
-    expect(await withTimeout(srv.exit, 'exit')).toEqual({ code: 0, signal: null });
+    expect(await withTimeout(srv.exit, 10_000, 'exit')).toEqual({ code: 0, signal: null });
     expect(srv.stdout.text).toMatch(/SIGTERM received, closing 1 connection with 1001 going-away\n$/);
   });
 
@@ -744,7 +641,7 @@ describe('the wskit binary', () => {
     await run.stdout.waitFor(/<two>\n/);
     expect(run.stdout.text).toBe('<one>\n<two>\n');
     run.child.stdin!.end();
-    expect(await withTimeout(run.exit, 'exit')).toEqual({ code: 0, signal: null });
+    expect(await withTimeout(run.exit, 10_000, 'exit')).toEqual({ code: 0, signal: null });
   });
 
   it('connect --echo: sends every message back with its type, exits 0 when the server closes', async () => {
@@ -768,7 +665,7 @@ describe('the wskit binary', () => {
       expect(echoed.data.equals(m.data)).toBe(true);
     }
     ws.close(1000, 'done');
-    expect(await withTimeout(run.exit, 'exit')).toEqual({ code: 0, signal: null });
+    expect(await withTimeout(run.exit, 10_000, 'exit')).toEqual({ code: 0, signal: null });
     expect(run.stdout.text).toBe('');
     expect(run.stderr.text).toBe('wskit: closed 1000 done\n');
   });
@@ -779,10 +676,10 @@ describe('the wskit binary', () => {
       socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nno entry');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const { port } = server.address() as AddressInfo;
     const run = spawnCli(['connect', `ws://127.0.0.1:${port}/`]);
-    expect((await withTimeout(run.exit, 'exit')).code).toBe(1);
+    expect((await withTimeout(run.exit, 10_000, 'exit')).code).toBe(1);
     expect(run.stderr.text).toBe('wskit: handshake failed: the server answered 403 Forbidden: no entry\n');
   });
 });

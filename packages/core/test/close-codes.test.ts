@@ -8,28 +8,10 @@ import {
 } from '../src/protocol/close-codes.js';
 import { buildClosePayload, parseClosePayload, truncateUtf8 } from '../src/protocol/close-frame.js';
 import { WebSocketError } from '../src/protocol/errors.js';
-
-/** The table of DESIGN.md, "Errors and close codes". */
-const TABLE: [number, string][] = [
-  [1000, 'normal-closure'],
-  [1001, 'going-away'],
-  [1002, 'protocol-error'],
-  [1003, 'unsupported-data'],
-  [1005, 'no-status-rcvd'],
-  [1006, 'abnormal-closure'],
-  [1007, 'invalid-frame-payload-data'],
-  [1008, 'policy-violation'],
-  [1009, 'message-too-big'],
-  [1010, 'mandatory-ext'],
-  [1011, 'internal-server-error'],
-  [1012, 'service-restart'],
-  [1013, 'try-again-later'],
-  [1014, 'bad-gateway'],
-  [1015, 'tls-handshake'],
-];
+import { CLOSE_CODE_TABLE } from './helpers.js';
 
 describe('closeCodeToReason / reasonToCloseCode', () => {
-  for (const [code, reason] of TABLE) {
+  for (const [code, reason] of CLOSE_CODE_TABLE) {
     it(`${code} <-> ${reason}`, () => {
       expect(closeCodeToReason(code)).toBe(reason);
       expect(reasonToCloseCode(reason)).toBe(code);
@@ -39,7 +21,7 @@ describe('closeCodeToReason / reasonToCloseCode', () => {
   }
 
   it('CloseCode constants agree with the table', () => {
-    expect(Object.values(CloseCode).sort()).toEqual(TABLE.map(([c]) => c).sort());
+    expect(Object.values(CloseCode).sort()).toEqual(CLOSE_CODE_TABLE.map(([c]) => c).sort());
   });
 
   for (const code of [0, 999, 1004, 1016, 2999, 3000, 4000, 4999, 5000, 1000.5, Number.NaN]) {

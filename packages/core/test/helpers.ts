@@ -14,6 +14,25 @@ export function hex(s: string): Buffer {
 
 export const RFC_MASK = hex('37 fa 21 3d');
 
+/** The table of DESIGN.md, "Errors and close codes". */
+export const CLOSE_CODE_TABLE: ReadonlyArray<[number, string]> = [
+  [1000, 'normal-closure'],
+  [1001, 'going-away'],
+  [1002, 'protocol-error'],
+  [1003, 'unsupported-data'],
+  [1005, 'no-status-rcvd'],
+  [1006, 'abnormal-closure'],
+  [1007, 'invalid-frame-payload-data'],
+  [1008, 'policy-violation'],
+  [1009, 'message-too-big'],
+  [1010, 'mandatory-ext'],
+  [1011, 'internal-server-error'],
+  [1012, 'service-restart'],
+  [1013, 'try-again-later'],
+  [1014, 'bad-gateway'],
+  [1015, 'tls-handshake'],
+];
+
 export function mkFrame(opcode: number, payload: Buffer | string, fields: Partial<Frame> = {}): Frame {
   return {
     fin: true,

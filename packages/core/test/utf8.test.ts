@@ -39,6 +39,15 @@ function refFirstBad(bytes: Uint8Array): number {
   return -1;
 }
 
+/** Feeds `bytes` to a new validator one at a time; `failedAt` is the first write() that failed, or -1. */
+function feedByteByByte(bytes: Uint8Array): { v: Utf8Validator; failedAt: number } {
+  const v = new Utf8Validator();
+  for (let i = 0; i < bytes.length; i++) {
+    if (!v.write(bytes.subarray(i, i + 1))) return { v, failedAt: i };
+  }
+  return { v, failedAt: -1 };
+}
+
 const INTERESTING = [
   0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee,
   0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xf7, 0xf8, 0xfe, 0xff,
@@ -158,14 +167,7 @@ describe('Utf8Validator', () => {
   for (const [h, bad] of earliest) {
     it(`fed byte by byte, ${h} fails at byte ${bad}`, () => {
       const bytes = hex(h);
-      const v = new Utf8Validator();
-      let failedAt = -1;
-      for (let i = 0; i < bytes.length; i++) {
-        if (!v.write(bytes.subarray(i, i + 1))) {
-          failedAt = i;
-          break;
-        }
-      }
+      const { v, failedAt } = feedByteByByte(bytes);
       expect(failedAt).toBe(bad);
       expect(refFirstBad(bytes)).toBe(bad);
       if (bad === -1) expect(v.end()).toBe(true);
@@ -232,14 +234,7 @@ describe('Utf8Validator', () => {
   it('fed one byte at a time, fails at the earliest impossible byte', () => {
     fc.assert(
       fc.property(byteStrings, (bytes) => {
-        const v = new Utf8Validator();
-        let failedAt = -1;
-        for (let i = 0; i < bytes.length; i++) {
-          if (!v.write(bytes.subarray(i, i + 1))) {
-            failedAt = i;
-            break;
-          }
-        }
+        const { v, failedAt } = feedByteByByte(bytes);
         expect(failedAt).toBe(refFirstBad(bytes));
         if (failedAt === -1) expect(v.end()).toBe(refValid(bytes));
       }),

@@ -1,32 +1,26 @@
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
-import { connect, type WebSocket } from '@wskit/core';
+import { connect } from '@wskit/core';
 import { expressWs, isWebSocketRequest, originGuard, type WebSocketRouter } from '@wskit/express';
 import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  cleanup,
+  echo,
   HOST,
-  nextText,
   onCleanup,
   open,
-  portOf,
-  rawUpgrade,
-  recordingLogger,
+  plainServer,
   refused,
-  runCleanups,
-  setup,
   sleep,
   waitFor,
   withTimeout,
-} from './helpers.js';
+} from '../../../test/support/clients.js';
+import { appListen, nextText, portOf, rawUpgrade, recordingLogger, setup } from './helpers.js';
 
-afterEach(runCleanups);
-
-const echo = async (ws: WebSocket): Promise<void> => {
-  for await (const msg of ws) await ws.send(msg.data, { binary: msg.type === 'binary' });
-};
+afterEach(cleanup);
 
 describe('routing', () => {
   it('gives the handler req.params and req.query, and the full path to the handshake', async () => {
@@ -260,15 +254,7 @@ describe('routing', () => {
     attach(second);
     attach(second); // twice: still one listener
     expect(second.listenerCount('upgrade')).toBe(1);
-    await new Promise<void>((resolve) => second.listen(0, HOST, resolve));
-    onCleanup(
-      () =>
-        new Promise<void>((resolve) => {
-          second.closeAllConnections();
-          second.close(() => resolve());
-        }),
-    );
-    const port2 = (second.address() as { port: number }).port;
+    const { port: port2 } = await plainServer(second);
     expect(await nextText(await open(`${base}/where`))).toBe(`port ${portOf(base)}`);
     expect(await nextText(await open(`ws://${HOST}:${port2}/where`))).toBe(`port ${port2}`);
     expect(wss.clients.size).toBe(2);
@@ -647,13 +633,7 @@ describe('shutdown', () => {
     const app = express();
     const { app: wsApp, wss } = expressWs(app);
     wsApp.ws('/x', () => {});
-    const server = wsApp.listen(0, HOST);
-    onCleanup(() => {
-      for (const ws of wss.clients) ws.terminate();
-      server.closeAllConnections();
-    });
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    const { port } = server.address() as { port: number };
+    const { server, port } = await appListen(wsApp, wss);
     const clients = await Promise.all([1, 2].map(() => connect(`ws://${HOST}:${port}/x`)));
     onCleanup(() => {
       for (const ws of clients) ws.terminate();

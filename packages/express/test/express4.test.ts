@@ -10,21 +10,10 @@ import type { NextFunction, Request, Response } from 'express';
 import express4 from 'express4';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  HOST,
-  nextText,
-  onCleanup,
-  open,
-  portOf,
-  rawUpgrade,
-  recordingLogger,
-  refused,
-  runCleanups,
-  setup,
-  withTimeout,
-} from './helpers.js';
+import { cleanup, HOST, open, refused, withTimeout } from '../../../test/support/clients.js';
+import { appListen, nextText, portOf, rawUpgrade, recordingLogger, setup } from './helpers.js';
 
-afterEach(runCleanups);
+afterEach(cleanup);
 
 // Typed with the Express 5 declarations, close enough for what these tests call.
 const express = express4 as typeof import('express');
@@ -156,13 +145,7 @@ describe('Express 4', () => {
   it('hooks app.listen() servers, whose close() closes the clients', async () => {
     const { app, wss } = expressWs(express());
     app.ws('/x', (ws) => void ws.send('listen'));
-    const server = app.listen(0, HOST);
-    onCleanup(() => {
-      for (const ws of wss.clients) ws.terminate();
-      server.closeAllConnections();
-    });
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    const { port } = server.address() as { port: number };
+    const { server, port } = await appListen(app, wss);
     const ws = await open(`ws://${HOST}:${port}/x`);
     expect(await nextText(ws)).toBe('listen');
     await withTimeout(new Promise<void>((resolve) => server.close(() => resolve())), 5000, 'server.close()');

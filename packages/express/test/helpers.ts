@@ -1,50 +1,14 @@
 /**
- * Helpers for the Express adapter tests (not a test file): servers on 127.0.0.1:0 that
- * are closed after each test, tracked clients, raw upgrade exchanges over node:net.
+ * Helpers for the Express adapter tests (not a test file): Express apps on 127.0.0.1:0
+ * that are closed after each test, raw upgrade exchanges over node:net. Cleanup and
+ * tracked clients come from test/support.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect as netConnect } from 'node:net';
-import { type ClientOptions, connect, HandshakeError, type WebSocket } from '@wskit/core';
+import type { WebSocket, WebSocketServer } from '@wskit/core';
 import { type ExpressWsOptions, expressWs } from '@wskit/express';
-
-export const HOST = '127.0.0.1';
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-const cleanups: Array<() => unknown> = [];
-
-export function onCleanup(fn: () => unknown): void {
-  cleanups.push(fn);
-}
-
-/** Use as `afterEach(runCleanups)`: undoes everything in reverse order. */
-export async function runCleanups(): Promise<void> {
-  while (cleanups.length > 0) {
-    const fn = cleanups.pop()!;
-    try {
-      await withTimeout(Promise.resolve().then(fn), 10_000, 'cleanup');
-    } catch {
-      // Keep going: one failing cleanup must not leak the others.
-    }
-  }
-}
-
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-export async function waitFor(condition: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: still false after ${ms} ms`);
-    await sleep(10);
-  }
-}
+import { HOST, onCleanup, withTimeout } from '../../../test/support/clients.js';
 
 /** An Express app (4 or 5) with expressWs() on an http server, not yet listening. */
 // biome-ignore lint/suspicious/noExplicitAny: the tests drive two Express majors through one helper
@@ -68,27 +32,25 @@ export function setup<A extends (...args: any[]) => any>(app: A, options: Expres
   };
 }
 
+/**
+ * `app.listen(0, HOST)`: the server that the adapter hooks by itself. Its WebSocket
+ * clients and connections are dropped after the test (closing it is left to the test).
+ */
+export async function appListen(
+  app: { listen(port: number, host: string): Server },
+  wss: WebSocketServer,
+): Promise<{ server: Server; port: number }> {
+  const server = app.listen(0, HOST);
+  onCleanup(() => {
+    for (const ws of wss.clients) ws.terminate();
+    server.closeAllConnections();
+  });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
 /** The port of a ws:// base URL. */
 export const portOf = (base: string): number => Number(new URL(base).port);
-
-/** connect() whose connection is terminated after the test. */
-export async function open(url: string, options: ClientOptions = {}): Promise<WebSocket> {
-  const ws = await connect(url, { handshakeTimeout: 5000, ...options });
-  onCleanup(() => ws.terminate());
-  return ws;
-}
-
-/** The HandshakeError of a refused connect(). */
-export async function refused(url: string, options: ClientOptions = {}): Promise<HandshakeError> {
-  try {
-    const ws = await connect(url, { handshakeTimeout: 5000, ...options });
-    ws.terminate();
-  } catch (err) {
-    if (err instanceof HandshakeError) return err;
-    throw err;
-  }
-  throw new Error(`expected ${url} to be refused, but the handshake succeeded`);
-}
 
 /** The next message as text (fails the test when none arrives within 5 s). */
 export async function nextText(ws: WebSocket): Promise<string> {

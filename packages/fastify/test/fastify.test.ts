@@ -1,21 +1,23 @@
-import { connect, HandshakeError, type WebSocket } from '@wskit/core';
+import { HandshakeError } from '@wskit/core';
 import { originGuard, wsPlugin } from '@wskit/fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  cleanup,
+  exchangeAll,
+  expectRefusal,
+  onCleanup,
+  open,
+  track,
+} from '../../../test/support/clients.js';
 
-const apps: FastifyInstance[] = [];
-const sockets: WebSocket[] = [];
-
-afterEach(async () => {
-  for (const ws of sockets.splice(0)) ws.terminate();
-  await Promise.all(apps.splice(0).map((app) => app.close()));
-});
+afterEach(cleanup);
 
 async function build(options: Parameters<typeof wsPlugin>[1] = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
-  apps.push(app);
+  onCleanup(() => app.close());
   await app.register(wsPlugin, options);
   return app;
 }
@@ -25,24 +27,6 @@ async function listen(app: FastifyInstance): Promise<string> {
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no address');
   return `ws://127.0.0.1:${address.port}`;
-}
-
-async function open(url: string, options: Parameters<typeof connect>[1] = {}): Promise<WebSocket> {
-  const ws = await connect(url, { pingInterval: 0, ...options });
-  sockets.push(ws);
-  return ws;
-}
-
-async function refusal(url: string, options: Parameters<typeof connect>[1] = {}) {
-  const err = await connect(url, { pingInterval: 0, ...options }).then(
-    (ws) => {
-      sockets.push(ws);
-      throw new Error('expected the upgrade to be refused');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HandshakeError);
-  return (err as HandshakeError).response!;
 }
 
 describe('@wskit/fastify', () => {
@@ -108,7 +92,7 @@ describe('@wskit/fastify', () => {
       await socket.send('in');
     });
     const url = await listen(app);
-    const res = await refusal(`${url}/secure`);
+    const res = await expectRefusal(`${url}/secure`);
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toBe('Bearer');
     expect(JSON.parse(res.body)).toEqual({ error: 'login first' });
@@ -134,10 +118,10 @@ describe('@wskit/fastify', () => {
       () => {},
     );
     const url = await listen(app);
-    const missing = await refusal(`${url}/missing`);
+    const missing = await expectRefusal(`${url}/missing`);
     expect(missing.status).toBe(404);
     expect(JSON.parse(missing.body)).toMatchObject({ statusCode: 404 });
-    const boom = await refusal(`${url}/boom`);
+    const boom = await expectRefusal(`${url}/boom`);
     expect(boom.status).toBe(500);
     expect(JSON.parse(boom.body)).toMatchObject({ message: 'broken hook' });
   });
@@ -177,15 +161,15 @@ describe('@wskit/fastify', () => {
       await s.send('ok');
     });
     const url = await listen(app);
-    expect((await refusal(`${url}/app`, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await expectRefusal(`${url}/app`, { origin: 'https://evil.example' })).status).toBe(403);
     expect((await (await open(`${url}/app`, { origin: 'https://app.example' })).receive())?.text()).toBe(
       'ok',
     );
-    expect((await refusal(`${url}/route`, { origin: 'https://app.example' })).status).toBe(403);
+    expect((await expectRefusal(`${url}/route`, { origin: 'https://app.example' })).status).toBe(403);
     expect((await (await open(`${url}/route`, { origin: 'https://route.example' })).receive())?.text()).toBe(
       'ok',
     );
-    const guarded = await refusal(`${url}/guard`, { origin: 'https://evil.example' });
+    const guarded = await expectRefusal(`${url}/guard`, { origin: 'https://evil.example' });
     expect(guarded.status).toBe(403);
     expect(guarded.body).toBe('Access denied');
   });
@@ -199,7 +183,7 @@ describe('@wskit/fastify', () => {
       await s.send('in');
     });
     const url = await listen(app);
-    const res = await refusal(`${url}/k`);
+    const res = await expectRefusal(`${url}/k`);
     expect(res.status).toBe(401);
     expect(res.body.trim()).toBe('key please');
     expect((await (await open(`${url}/k`, { headers: { 'X-Key': 'k' } })).receive())?.text()).toBe('in');
@@ -210,7 +194,7 @@ describe('@wskit/fastify', () => {
     const app = Fastify({
       logger: { level: 'error', stream: { write: (line: string) => lines.push(line) } },
     });
-    apps.push(app);
+    onCleanup(() => app.close());
     await app.register(wsPlugin);
     app.get('/bad', { websocket: true }, async () => {
       throw new Error('handler exploded');
@@ -227,7 +211,6 @@ describe('@wskit/fastify', () => {
     const url = await listen(app);
     const a = await open(`${url}/idle`);
     const b = await open(`${url}/idle`);
-    apps.splice(apps.indexOf(app), 1);
     await app.close();
     expect((await a.closed).code).toBe(1001);
     expect((await b.closed).code).toBe(1001);
@@ -241,7 +224,7 @@ describe('@wskit/fastify', () => {
     });
     await app.ready();
     const ws = await app.injectWS('/echo');
-    sockets.push(ws);
+    track(ws);
     await ws.send('in memory');
     expect((await ws.receive())?.text()).toBe('in memory');
     await ws.send(Buffer.from([1, 2, 3]));
@@ -256,7 +239,7 @@ describe('@wskit/fastify', () => {
 
   it('works when registered inside another plugin with fastify-plugin', async () => {
     const app = Fastify();
-    apps.push(app);
+    onCleanup(() => app.close());
     await app.register(
       fp(async (inner) => {
         await inner.register(wsPlugin);
@@ -267,7 +250,7 @@ describe('@wskit/fastify', () => {
     });
     await app.ready();
     const ws = await app.injectWS('/x');
-    sockets.push(ws);
+    track(ws);
     expect((await ws.receive())?.text()).toBe('nested');
   });
 
@@ -278,12 +261,7 @@ describe('@wskit/fastify', () => {
     });
     const url = await listen(app);
     const clients = await Promise.all(Array.from({ length: 50 }, (_, i) => open(`${url}/n/${i}`)));
-    const replies = await Promise.all(
-      clients.map(async (ws, i) => {
-        await ws.send(`m${i}`);
-        return (await ws.receive())?.text();
-      }),
-    );
+    const replies = await exchangeAll(clients, (i) => `m${i}`);
     expect(replies).toEqual(clients.map((_, i) => `${i}:m${i}`));
   });
 });

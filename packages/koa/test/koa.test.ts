@@ -1,44 +1,20 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
-import { connect, HandshakeError, type WebSocket } from '@wskit/core';
 import { koaWs, originGuard, websocket } from '@wskit/koa';
 import Koa from 'koa';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, exchangeAll, expectRefusal, onCleanup, open } from '../../../test/support/clients.js';
 
-const servers: Server[] = [];
-const sockets: WebSocket[] = [];
-
-afterEach(async () => {
-  for (const ws of sockets.splice(0)) ws.terminate();
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
-});
+afterEach(cleanup);
 
 async function start(app: Koa): Promise<{ url: string; server: Server }> {
   const server = app.listen(0, '127.0.0.1');
-  servers.push(server);
+  onCleanup(() => new Promise((r) => server.close(r)));
   await new Promise((r) => server.once('listening', r));
   const { port } = server.address() as AddressInfo;
   return { url: `ws://127.0.0.1:${port}`, server };
-}
-
-async function open(url: string, options: Parameters<typeof connect>[1] = {}): Promise<WebSocket> {
-  const ws = await connect(url, { pingInterval: 0, ...options });
-  sockets.push(ws);
-  return ws;
-}
-
-async function refusal(url: string, options: Parameters<typeof connect>[1] = {}) {
-  const err = await connect(url, { pingInterval: 0, ...options }).then(
-    (ws) => {
-      sockets.push(ws);
-      throw new Error('expected the upgrade to be refused');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HandshakeError);
-  return (err as HandshakeError).response!;
 }
 
 describe('@wskit/koa', () => {
@@ -124,7 +100,7 @@ describe('@wskit/koa', () => {
       await ctx.websocket!.send('welcome');
     });
     const { url } = await start(app);
-    const res = await refusal(`${url}/x`);
+    const res = await expectRefusal(`${url}/x`);
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toBe('Bearer');
     expect(res.body).toBe('login first');
@@ -145,10 +121,10 @@ describe('@wskit/koa', () => {
     });
     app.use(router.routes());
     const { url } = await start(app);
-    const notFound = await refusal(`${url}/nope`);
+    const notFound = await expectRefusal(`${url}/nope`);
     expect(notFound.status).toBe(404);
     expect(notFound.body).toBe('Not Found');
-    const boom = await refusal(`${url}/boom`);
+    const boom = await expectRefusal(`${url}/boom`);
     expect(boom.status).toBe(500);
   });
 
@@ -180,15 +156,15 @@ describe('@wskit/koa', () => {
     app.use(router.routes());
     const { url } = await start(app);
 
-    expect((await refusal(`${url}/app-level`, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await expectRefusal(`${url}/app-level`, { origin: 'https://evil.example' })).status).toBe(403);
     const ok = await open(`${url}/app-level`, { origin: 'https://app.example' });
     expect((await ok.receive())?.text()).toBe('ok');
 
-    expect((await refusal(`${url}/route-level`, { origin: 'https://app.example' })).status).toBe(403);
+    expect((await expectRefusal(`${url}/route-level`, { origin: 'https://app.example' })).status).toBe(403);
     const ok2 = await open(`${url}/route-level`, { origin: 'https://other.example' });
     expect((await ok2.receive())?.text()).toBe('ok');
 
-    const denied = await refusal(`${url}/guarded`, { origin: 'https://evil.example' });
+    const denied = await expectRefusal(`${url}/guarded`, { origin: 'https://evil.example' });
     expect(denied.status).toBe(403);
     expect(denied.body).toBe('Access denied');
   });
@@ -202,7 +178,7 @@ describe('@wskit/koa', () => {
       await ctx.websocket!.send('in');
     });
     const { url } = await start(app);
-    const res = await refusal(`${url}/?token=bad`);
+    const res = await expectRefusal(`${url}/?token=bad`);
     expect(res.status).toBe(401);
     expect(res.headers['x-why']).toBe('token');
     expect(res.body.trim()).toBe('bad token');
@@ -230,7 +206,6 @@ describe('@wskit/koa', () => {
     const { url, server } = await start(app);
     const a = await open(url);
     const b = await open(url);
-    servers.splice(servers.indexOf(server), 1);
     const closed = new Promise((r) => server.close(r));
     expect((await a.closed).code).toBe(1001);
     expect((await b.closed).code).toBe(1001);
@@ -249,12 +224,7 @@ describe('@wskit/koa', () => {
     app.use(router.routes());
     const { url } = await start(app);
     const clients = await Promise.all(Array.from({ length: 50 }, (_, i) => open(`${url}/echo/${i}`)));
-    const replies = await Promise.all(
-      clients.map(async (ws, i) => {
-        await ws.send(`m${i}`);
-        return (await ws.receive())?.text();
-      }),
-    );
+    const replies = await exchangeAll(clients, (i) => `m${i}`);
     expect(replies).toEqual(clients.map((_, i) => `${i}:m${i}`));
     expect(app.ws.wss.clients.size).toBe(50);
   });

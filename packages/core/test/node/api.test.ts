@@ -11,9 +11,11 @@ import {
   WebSocketServer,
 } from '@wskit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HOST, runCleanups, serve, sleep, track, waitFor, withTimeout } from './util.js';
+import { cleanup, HOST, sleep, track, waitFor, withTimeout } from '../../../../test/support/clients.js';
+import { CLOSE_CODE_TABLE } from '../helpers.js';
+import { serve } from './util.js';
 
-afterEach(runCleanups);
+afterEach(cleanup);
 
 interface Pair {
   client: WebSocket;
@@ -388,26 +390,8 @@ describe('introspection', () => {
 });
 
 describe('close codes', () => {
-  const table: Array<[number, string]> = [
-    [1000, 'normal-closure'],
-    [1001, 'going-away'],
-    [1002, 'protocol-error'],
-    [1003, 'unsupported-data'],
-    [1005, 'no-status-rcvd'],
-    [1006, 'abnormal-closure'],
-    [1007, 'invalid-frame-payload-data'],
-    [1008, 'policy-violation'],
-    [1009, 'message-too-big'],
-    [1010, 'mandatory-ext'],
-    [1011, 'internal-server-error'],
-    [1012, 'service-restart'],
-    [1013, 'try-again-later'],
-    [1014, 'bad-gateway'],
-    [1015, 'tls-handshake'],
-  ];
-
   it('closeCodeToReason / reasonToCloseCode map both ways (exported from @wskit/core)', () => {
-    for (const [code, reason] of table) {
+    for (const [code, reason] of CLOSE_CODE_TABLE) {
       expect(closeCodeToReason(code)).toBe(reason);
       expect(reasonToCloseCode(reason)).toBe(code);
     }

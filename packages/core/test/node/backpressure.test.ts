@@ -6,33 +6,15 @@
  */
 import { Socket } from 'node:net';
 import { connect, type Logger, Opcode, type WebSocket } from '@wskit/core';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  closeCode,
-  echo,
-  frameBytes,
-  Resources,
-  rawClient,
-  sleep,
-  startServer,
-  waitFor,
-  within,
-} from './raw.js';
+import { describe, expect, it, vi } from 'vitest';
+import { resourcesPerTest } from '../../../../test/support/clients.js';
+import { closeCode, echo, frameBytes, rawClient, sleep, startServer, waitFor, within } from './raw.js';
+import { nextConnection } from './util.js';
 
-const res = new Resources();
-afterEach(() => res.release());
+const res = resourcesPerTest();
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
-
-/** Resolves with the server-side connection of the next handshake. */
-function nextConnection(): { handler: (ws: WebSocket) => void; ws: Promise<WebSocket> } {
-  let resolve!: (ws: WebSocket) => void;
-  const ws = new Promise<WebSocket>((r) => {
-    resolve = r;
-  });
-  return { handler: (w) => resolve(w), ws };
-}
 
 /** Waits until `read()` returns the same value for `quietMs`; returns that value. */
 async function settle(read: () => number, quietMs = 300, timeout = 10_000): Promise<number> {

@@ -3,7 +3,6 @@ import { createServer as createNetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   connect,
-  type Handler,
   HandshakeError,
   type UpgradeRequest,
   WebSocket,
@@ -12,23 +11,18 @@ import {
 } from '@wskit/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  acceptFor,
-  closedPort,
+  cleanup,
+  echo,
   HOST,
   onCleanup,
   plainServer,
-  runCleanups,
-  serve,
   track,
   waitFor,
   withTimeout,
-} from './util.js';
+} from '../../../../test/support/clients.js';
+import { acceptFor, closedPort, serve } from './util.js';
 
-afterEach(runCleanups);
-
-const echo: Handler = async (ws) => {
-  for await (const msg of ws) await ws.send(msg.data, { binary: msg.type === 'binary' });
-};
+afterEach(cleanup);
 
 async function echoServer(options: ConstructorParameters<typeof WebSocketServer>[0] = {}) {
   const requests: UpgradeRequest[] = [];

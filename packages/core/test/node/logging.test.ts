@@ -4,7 +4,8 @@
  */
 import { connect, type Logger, type LogLevel, Opcode, WebSocketServer } from '@wskit/core';
 import { afterEach, describe, expect, it, type Mock, vi } from 'vitest';
-import { closeCode, echo, Resources, rawClient, startServer, waitFor, within } from './raw.js';
+import { Resources } from '../../../../test/support/clients.js';
+import { closeCode, echo, rawClient, startServer, waitFor, within } from './raw.js';
 
 const res = new Resources();
 afterEach(() => {

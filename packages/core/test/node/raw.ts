@@ -3,7 +3,7 @@
  * handshake by hand over node:net / node:http and then speak frames byte by byte, so a
  * test can send exactly the bytes it wants and see exactly the frames the peer sends.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type AddressInfo, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -16,39 +16,19 @@ import {
   type Message,
   type ServerOptions,
   type WebSocket,
-  WebSocketServer,
 } from '@wskit/core';
+import {
+  type Resources,
+  type StartedWss,
+  sleep,
+  startWss,
+  waitFor,
+  withTimeout as within,
+} from '../../../../test/support/clients.js';
+import { acceptFor } from './util.js';
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-
-/** Sec-WebSocket-Accept computed here, independently of the code under test. */
-export function acceptFor(key: string): string {
-  return createHash('sha1')
-    .update(key + GUID)
-    .digest('base64');
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `cond` until it holds; throws after `timeout` ms. */
-export async function waitFor(cond: () => boolean, timeout = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeout} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** Rejects when `promise` has not settled within `ms`. */
-export function within<T>(promise: Promise<T>, ms: number, what = 'promise'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+// The waiting utilities of test/support, under the names the raw-peer suites use.
+export { sleep, waitFor, within };
 
 /** A frame as a test writes it: opcode and payload required, the rest defaulted. */
 export interface FrameSpec {
@@ -401,47 +381,13 @@ export class RawServer {
   }
 }
 
-/** Things a test opened, released in reverse order by `release()` (from afterEach). */
-export class Resources {
-  private fns: Array<() => unknown> = [];
-
-  add(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-
-  async release(): Promise<void> {
-    const fns = this.fns.reverse();
-    this.fns = [];
-    for (const fn of fns) {
-      try {
-        await fn();
-      } catch {
-        // Best effort: a failed cleanup must not hide the test's own result.
-      }
-    }
-  }
-}
-
-export interface Started {
-  wss: WebSocketServer;
-  port: number;
-  url: string;
-}
-
 /** A WebSocketServer on 127.0.0.1, port 0, with `handler` on every path; closed by `res`. */
-export async function startServer(
+export function startServer(
   res: Resources,
   handler: Handler,
   options: ServerOptions = {},
-): Promise<Started> {
-  const wss = new WebSocketServer(options);
-  wss.route('*', handler);
-  const address = await wss.listen(0, '127.0.0.1');
-  res.add(async () => {
-    for (const ws of wss.clients) ws.terminate();
-    await wss.close();
-  });
-  return { wss, port: address.port, url: `ws://127.0.0.1:${address.port}/` };
+): Promise<StartedWss> {
+  return startWss(handler, options, res);
 }
 
 /** Echoes every message back with its type. */

@@ -1,35 +1,22 @@
 import { createServer } from 'node:http';
 import { connect as netConnect } from 'node:net';
-import { connect, type Handler, type UpgradeRequest, WebSocket, WebSocketServer } from '@wskit/core';
+import { connect, type UpgradeRequest, WebSocket, WebSocketServer } from '@wskit/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  acceptFor,
+  cleanup,
+  echo,
   HOST,
   onCleanup,
+  open,
   plainServer,
-  rawExchange,
-  rawHandshake,
-  runCleanups,
-  serve,
   sleep,
-  socketClosed,
   stopServer,
-  track,
-  upgradeRequest,
   waitFor,
   withTimeout,
-} from './util.js';
+} from '../../../../test/support/clients.js';
+import { acceptFor, rawExchange, rawHandshake, serve, socketClosed, upgradeRequest } from './util.js';
 
-afterEach(runCleanups);
-
-const echo: Handler = async (ws) => {
-  for await (const msg of ws) await ws.send(msg.data, { binary: msg.type === 'binary' });
-};
-
-/** Connects and records the connection for cleanup. */
-async function open(url: string, options: Parameters<typeof connect>[1] = {}): Promise<WebSocket> {
-  return track(await connect(url, options));
-}
+afterEach(cleanup);
 
 async function firstText(ws: WebSocket): Promise<string> {
   const msg = await withTimeout(ws.receive(), 5000, 'first message');

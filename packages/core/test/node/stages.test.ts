@@ -2,20 +2,13 @@
  * Frame stages (inbound/outbound interceptors, auto-pong and auto-ping among them), the
  * low-level frames() tap and sendFrame().
  */
-import { connect, type Frame, Opcode, type Stage, type WebSocket } from '@wskit/core';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { closePayload, echo, Resources, rawClient, sleep, startServer, waitFor, within } from './raw.js';
+import { connect, type Frame, Opcode, type Stage } from '@wskit/core';
+import { describe, expect, it, vi } from 'vitest';
+import { resourcesPerTest } from '../../../../test/support/clients.js';
+import { closePayload, echo, rawClient, sleep, startServer, waitFor, within } from './raw.js';
+import { nextConnection } from './util.js';
 
-const res = new Resources();
-afterEach(() => res.release());
-
-function nextConnection(): { handler: (ws: WebSocket) => void; ws: Promise<WebSocket> } {
-  let resolve!: (ws: WebSocket) => void;
-  const ws = new Promise<WebSocket>((r) => {
-    resolve = r;
-  });
-  return { handler: (w) => resolve(w), ws };
-}
+const res = resourcesPerTest();
 
 const text = (f: Frame) => f.payload.toString();
 

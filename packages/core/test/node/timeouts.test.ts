@@ -10,39 +10,14 @@ import {
   connect as netConnect,
   type Socket,
 } from 'node:net';
-import {
-  type CloseInfo,
-  connect,
-  HandshakeError,
-  Opcode,
-  type WebSocket,
-  WebSocketServer,
-} from '@wskit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { type CloseInfo, connect, HandshakeError, Opcode, WebSocketServer } from '@wskit/core';
+import { describe, expect, it } from 'vitest';
 import { WebSocket as WsClient } from 'ws';
-import {
-  closeCode,
-  echo,
-  echoHandler,
-  Resources,
-  rawClient,
-  sleep,
-  startServer,
-  waitFor,
-  within,
-} from './raw.js';
+import { resourcesPerTest } from '../../../../test/support/clients.js';
+import { closeCode, echoHandler, rawClient, sleep, startServer, waitFor, within } from './raw.js';
+import { nextConnection } from './util.js';
 
-const res = new Resources();
-afterEach(() => res.release());
-
-/** Resolves with the server-side connection of the next handshake. */
-function nextConnection(): { handler: (ws: WebSocket) => void; ws: Promise<WebSocket> } {
-  let resolve!: (ws: WebSocket) => void;
-  const ws = new Promise<WebSocket>((r) => {
-    resolve = r;
-  });
-  return { handler: (w) => resolve(w), ws };
-}
+const res = resourcesPerTest();
 
 /** Opens a TCP connection, writes `bytes`, and reports when the server drops it. */
 async function stalledSocket(
@@ -60,6 +35,11 @@ async function stalledSocket(
 }
 
 const PARTIAL_HEAD = 'GET / HTTP/1.1\r\nHost: x\r\n';
+
+/** A complete upgrade request for `path` (with the sample key of RFC 6455 §1.3). */
+const fullUpgrade = (path: string): string =>
+  `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
 
 describe('connectionTimeout', () => {
   it('closes a silent peer with 1001 and then ends the TCP connection', async () => {
@@ -82,15 +62,8 @@ describe('connectionTimeout', () => {
   });
 
   it('keeps a connection whose peer answers pings open past several connectionTimeouts (our client)', async () => {
-    const next = nextConnection();
-    const { url } = await startServer(
-      res,
-      (ws) => {
-        echo(ws);
-        next.handler(ws);
-      },
-      { pingInterval: 60, connectionTimeout: 250 },
-    );
+    const next = nextConnection(echoHandler);
+    const { url } = await startServer(res, next.handler, { pingInterval: 60, connectionTimeout: 250 });
     // The client sends nothing on its own: only its pongs keep the server's clock fresh.
     const client = await connect(url, { pingInterval: 0, connectionTimeout: 0 });
     res.add(() => client.terminate());
@@ -107,15 +80,8 @@ describe('connectionTimeout', () => {
   });
 
   it('keeps a connection whose peer answers pings open past several connectionTimeouts (ws)', async () => {
-    const next = nextConnection();
-    const { url } = await startServer(
-      res,
-      (ws) => {
-        echo(ws);
-        next.handler(ws);
-      },
-      { pingInterval: 60, connectionTimeout: 250 },
-    );
+    const next = nextConnection(echoHandler);
+    const { url } = await startServer(res, next.handler, { pingInterval: 60, connectionTimeout: 250 });
     const client = new WsClient(url);
     res.add(() => client.terminate());
     await new Promise<void>((resolve, reject) => {
@@ -243,11 +209,7 @@ describe('handshakeTimeout (server)', () => {
     });
     const { port } = await wss.listen(0, '127.0.0.1');
     res.add(() => wss.close());
-    const { closed } = await stalledSocket(
-      port,
-      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-    );
+    const { closed } = await stalledSocket(port, fullUpgrade('/'));
     await within(closed, 4000, 'the socket of the stalled acceptConnection to be dropped');
     expect(handled).toBe(false);
     expect(wss.clients.size).toBe(0);
@@ -262,11 +224,7 @@ describe('handshakeTimeout (server)', () => {
     wss.route('*', echoHandler);
     const { port } = await wss.listen(0, '127.0.0.1');
     res.add(() => wss.close());
-    const { closed } = await stalledSocket(
-      port,
-      'GET /stall HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-    );
+    const { closed } = await stalledSocket(port, fullUpgrade('/stall'));
     await within(closed, 4000, 'the stalled upgrade to be dropped');
     // The one allowed connection must be available again (not a 503 forever).
     const ws = await connect(`ws://127.0.0.1:${port}/ok`, { pingInterval: 0 });

@@ -1,90 +1,41 @@
 /**
- * Helpers for the Node-layer tests of server.test.ts, client.test.ts and api.test.ts
- * (not a test file itself): cleanup registry, raw HTTP exchanges over node:net, and small
- * waiting utilities.
+ * Helpers for the Node-layer tests (not a test file itself): the shared setup of the suites
+ * that drive a server with raw peers, plain HTTP servers, and raw HTTP exchanges over
+ * node:net. Cleanup, tracked clients and waiting utilities come from test/support.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { type AddressInfo, connect as netConnect, type Socket } from 'node:net';
-import type { WebSocket, WebSocketServer } from '@wskit/core';
+import type { Handler, WebSocket, WebSocketServer } from '@wskit/core';
+import { HOST, onCleanup, stopServer, withTimeout } from '../../../../test/support/clients.js';
 
-export const HOST = '127.0.0.1';
+// ---- shared setup --------------------------------------------------------------------
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---- cleanup -------------------------------------------------------------------------
-
-const cleanups: Array<() => unknown> = [];
-
-/** Registers something to undo after the current test (run in reverse order). */
-export function onCleanup(fn: () => unknown): void {
-  cleanups.push(fn);
-}
-
-/** Runs and forgets every registered cleanup; use as `afterEach(runCleanups)`. */
-export async function runCleanups(): Promise<void> {
-  while (cleanups.length > 0) {
-    const fn = cleanups.pop()!;
-    try {
-      await withTimeout(Promise.resolve().then(fn), 10_000, 'cleanup');
-    } catch {
-      // A failing cleanup must not hide the test's own result or skip the other cleanups.
-    }
-  }
-}
-
-/** Rejects when `promise` has not settled within `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
+/**
+ * Resolves with the server-side connection of the next handshake. `also` runs first on
+ * that connection (an echo, say) when the handler is used as the whole route.
+ */
+export function nextConnection(also?: Handler): { handler: Handler; ws: Promise<WebSocket> } {
+  let resolve!: (ws: WebSocket) => void;
+  const ws = new Promise<WebSocket>((r) => {
+    resolve = r;
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return {
+    handler: (w, req) => {
+      also?.(w, req);
+      resolve(w);
+    },
+    ws,
+  };
 }
 
-/** Polls `condition` until it holds; rejects after `ms`. */
-export async function waitFor(condition: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: still false after ${ms} ms`);
-    await sleep(10);
-  }
-}
-
-// ---- servers and clients -------------------------------------------------------------
+// ---- servers -------------------------------------------------------------------------
 
 /** wss.listen() on 127.0.0.1:0, closed after the test (clients terminated first). */
 export async function serve(wss: WebSocketServer): Promise<number> {
   const address = await wss.listen(0, HOST);
   onCleanup(() => stopServer(wss));
   return address.port;
-}
-
-/** Shuts a server down without waiting for peers that never answer a Close. */
-export async function stopServer(wss: WebSocketServer): Promise<void> {
-  for (const ws of wss.clients) ws.terminate();
-  await wss.close();
-}
-
-/** A plain node:http server on 127.0.0.1:0, closed after the test. */
-export async function plainServer(
-  server: Server = createServer(),
-): Promise<{ server: Server; port: number }> {
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  onCleanup(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
-/** Terminates a connection after the test. Returns it for chaining. */
-export function track<T extends WebSocket>(ws: T): T {
-  onCleanup(() => ws.terminate());
-  return ws;
 }
 
 /** A port on 127.0.0.1 where nothing listens (was just freed). */

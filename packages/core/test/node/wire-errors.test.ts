@@ -5,7 +5,8 @@
  * 1009 too big), close the TCP connection, and stay healthy for everyone else.
  */
 import { connect, Opcode, type WebSocket, WebSocketError } from '@wskit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { resourcesPerTest } from '../../../../test/support/clients.js';
 import {
   assertEchoWorks,
   closeCode,
@@ -14,16 +15,15 @@ import {
   type FrameSpec,
   frameBytes,
   RawServer,
-  Resources,
   rawClient,
   sleep,
   startServer,
   waitFor,
   within,
 } from './raw.js';
+import { nextConnection } from './util.js';
 
-const res = new Resources();
-afterEach(() => res.release());
+const res = resourcesPerTest();
 
 const MAX_FRAME = 4096;
 const MAX_MESSAGE = 8192;
@@ -46,6 +46,9 @@ function truncatedFrame(spec: FrameSpec, length: number, partial: Buffer): Buffe
   const bytes = frameBytes({ ...spec, payload: full }, true);
   return bytes.subarray(0, bytes.length - length + partial.length);
 }
+
+/** Client frames (masked), back to back. */
+const maskedFrames = (...specs: FrameSpec[]): Buffer => Buffer.concat(specs.map((s) => frameBytes(s, true)));
 
 const BAD_UTF8 = Buffer.from([0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xed, 0xa0, 0x80, 0x65]); // surrogate
 
@@ -82,20 +85,12 @@ const violations: Violation[] = [
   },
   {
     name: 'TEXT inside a fragmented message',
-    bytes: () =>
-      Buffer.concat([
-        frameBytes({ opcode: 1, fin: false, payload: 'a' }, true),
-        frameBytes({ opcode: 1, payload: 'b' }, true),
-      ]),
+    bytes: () => maskedFrames({ opcode: 1, fin: false, payload: 'a' }, { opcode: 1, payload: 'b' }),
     code: 1002,
   },
   {
     name: 'BINARY inside a fragmented text message',
-    bytes: () =>
-      Buffer.concat([
-        frameBytes({ opcode: 1, fin: false, payload: 'a' }, true),
-        frameBytes({ opcode: 2, payload: 'b' }, true),
-      ]),
+    bytes: () => maskedFrames({ opcode: 1, fin: false, payload: 'a' }, { opcode: 2, payload: 'b' }),
     code: 1002,
   },
   {
@@ -113,11 +108,11 @@ const violations: Violation[] = [
   {
     name: 'message over maxMessageSize across fragments',
     bytes: () =>
-      Buffer.concat([
-        frameBytes({ opcode: 2, fin: false, payload: Buffer.alloc(MAX_FRAME, 1) }, true),
-        frameBytes({ opcode: 0, fin: false, payload: Buffer.alloc(MAX_FRAME, 2) }, true),
-        frameBytes({ opcode: 0, fin: true, payload: Buffer.alloc(1, 3) }, true),
-      ]),
+      maskedFrames(
+        { opcode: 2, fin: false, payload: Buffer.alloc(MAX_FRAME, 1) },
+        { opcode: 0, fin: false, payload: Buffer.alloc(MAX_FRAME, 2) },
+        { opcode: 0, fin: true, payload: Buffer.alloc(1, 3) },
+      ),
     code: 1009,
   },
   {
@@ -144,10 +139,10 @@ const violations: Violation[] = [
   {
     name: 'fragmented text message ending inside a UTF-8 sequence',
     bytes: () =>
-      Buffer.concat([
-        frameBytes({ opcode: 1, fin: false, payload: Buffer.from([0x61, 0xe2, 0x82]) }, true),
-        frameBytes({ opcode: 0, fin: true, payload: '' }, true),
-      ]),
+      maskedFrames(
+        { opcode: 1, fin: false, payload: Buffer.from([0x61, 0xe2, 0x82]) },
+        { opcode: 0, fin: true, payload: '' },
+      ),
     code: 1007,
   },
   {
@@ -221,41 +216,31 @@ describe('server: protocol violations from a client', () => {
 describe('server: closing handshake from a client', () => {
   for (const code of [1000, 1001, 3000, 4999]) {
     it(`echoes the valid close code ${code} and closes cleanly`, async () => {
-      let server: WebSocket | undefined;
-      const { port } = await startServer(
-        res,
-        (ws) => {
-          server = ws;
-        },
-        { pingInterval: 0 },
-      );
+      const next = nextConnection();
+      const { port } = await startServer(res, next.handler, { pingInterval: 0 });
       const raw = await rawClient(res, port);
+      const server = await next.ws;
       raw.send({ opcode: Opcode.CLOSE, payload: closePayload(code, 'done') });
       const frame = await raw.next();
       expect(frame.opcode).toBe(Opcode.CLOSE);
       expect(closeCode(frame)).toBe(code);
       // RFC 6455 §7.1.1: the server closes the TCP connection first.
       await within(raw.ended, 5000, 'the server to close the TCP connection');
-      expect(await within(server!.closed, 5000)).toEqual({ code, reason: 'done', wasClean: true });
+      expect(await within(server.closed, 5000)).toEqual({ code, reason: 'done', wasClean: true });
     });
   }
 
   it('answers a Close without payload with an empty Close (code 1005 locally)', async () => {
-    let server: WebSocket | undefined;
-    const { port } = await startServer(
-      res,
-      (ws) => {
-        server = ws;
-      },
-      { pingInterval: 0 },
-    );
+    const next = nextConnection();
+    const { port } = await startServer(res, next.handler, { pingInterval: 0 });
     const raw = await rawClient(res, port);
+    const server = await next.ws;
     raw.send({ opcode: Opcode.CLOSE });
     const frame = await raw.next();
     expect(frame.opcode).toBe(Opcode.CLOSE);
     expect(frame.payload.length).toBe(0);
     await within(raw.ended, 5000);
-    expect(await server!.closed).toEqual({ code: 1005, reason: '', wasClean: true });
+    expect(await server.closed).toEqual({ code: 1005, reason: '', wasClean: true });
   });
 
   it("ignores data that follows the peer's Close", async () => {
