@@ -3,25 +3,36 @@
  * the ws server, over ws://, wss:// (self-signed certificate made with openssl) and IPv6.
  */
 import { randomBytes } from 'node:crypto';
-import { type ClientOptions, connect, type Frame, HandshakeError, type WebSocket } from '@wskit/core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ClientOptions as WsClientOptions, ServerOptions as WsServerOptions } from 'ws';
 import {
-  AsyncQueue,
+  type ClientOptions,
+  checkServerIdentity,
+  connect,
+  HandshakeError,
+  type WebSocket,
+} from '@wskit/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type {
+  WebSocket as WsClient,
+  ClientOptions as WsClientOptions,
+  ServerOptions as WsServerOptions,
+} from 'ws';
+import { generateCert, removeCert, resourcesPerTest, type TestCert } from '../support/clients.js';
+import {
   canListenOn,
-  generateCert,
   mixedText,
   type OurServer,
+  openOurClient,
   openWsClient,
-  Resources,
-  removeCert,
+  pingEvents,
   sha256,
   startServer,
   startWsClient,
   startWsServer,
-  type TestCert,
   type Transport,
+  takeFrames,
+  type WsPeer,
   type WsPeerServer,
+  type WsServerConnection,
   within,
   withServer,
 } from './helpers.js';
@@ -50,36 +61,53 @@ beforeAll(() => {
 });
 afterAll(() => removeCert(cert));
 
-const res = new Resources();
-afterEach(() => res.release());
+const res = resourcesPerTest((err) => console.warn('[interop] cleanup failed:', err));
 
-/** Reads the next `n` frames from a frames() tap, then stops tapping. */
-async function takeFrames(ws: WebSocket, n: number, run: () => unknown): Promise<Array<[number, boolean]>> {
-  const it = ws.frames()[Symbol.asyncIterator]();
-  const out: Array<[number, boolean]> = [];
-  try {
-    await run();
-    while (out.length < n) {
-      const next = await within(it.next(), 10_000, 'a frame');
-      if (next.done) break;
-      const f: Frame = next.value;
-      out.push([f.opcode, f.fin]);
-    }
-  } finally {
-    await it.return?.();
-  }
-  return out;
+/** Two messages sent in fragments by a ws peer (client or server alike). */
+function wsSendsFragmented(ws: WsClient): void {
+  ws.send('frag', { fin: false });
+  ws.send('men', { fin: false });
+  ws.send('ted ✓', { fin: true });
+  ws.send(Buffer.from([1, 2]), { binary: true, fin: false });
+  ws.send(Buffer.from([3]), { binary: true, fin: true });
 }
 
-function pingEvents(ws: WebSocket): AsyncQueue<Buffer> {
-  const q = new AsyncQueue<Buffer>('a ping event on our side');
-  ws.on('ping', (data: Buffer) => q.push(data));
-  return q;
+/** [opcode, fin] of the frames wsSendsFragmented() puts on the wire. */
+const WS_FRAGMENTS = [
+  [1, false],
+  [0, false],
+  [0, true],
+  [2, false],
+  [0, true],
+];
+
+/**
+ * The test of both sides: we send two fragmented messages with a ping between fragments,
+ * then a plain one; the ws peer reassembles them and answers the ping.
+ */
+async function sendFragmentedAroundAPing(ours: WebSocket, peer: WsPeer): Promise<void> {
+  await ours.send('ab', { fin: false });
+  const rtt = ours.ping('mid'); // control frames may sit between fragments (RFC 6455 §5.4)
+  await ours.send('cd', { fin: false });
+  await ours.send('ef ✓', { fin: true });
+  await ours.send(Buffer.from([9, 9]), { fin: false });
+  await ours.send(Buffer.from([8]), { fin: true });
+  await ours.send('next');
+  const m1 = await peer.messages.shift();
+  expect([m1.binary, m1.data.toString()]).toEqual([false, 'abcdef ✓']);
+  const m2 = await peer.messages.shift();
+  expect([m2.binary, [...m2.data]]).toEqual([true, [9, 9, 8]]);
+  const m3 = await peer.messages.shift();
+  expect([m3.binary, m3.data.toString()]).toEqual([false, 'next']);
+  expect((await peer.pings.shift()).toString()).toBe('mid');
+  expect(await within(rtt, 5000, 'the pong')).toBeGreaterThanOrEqual(0);
 }
 
 describe.each(TRANSPORTS)('$name', (t) => {
   const skip = t.host === '::1' && !ipv6;
-  const wsTls = (): WsClientOptions => (t.secure ? { ca: cert.cert } : {});
+  // Node 22's own identity check refuses an IPv6 certificate address (it compares "::1"
+  // with "0:0:0:0:0:0:0:1" as text); ws uses it as is, so give it ours, as our client does.
+  const wsTls = (): WsClientOptions => (t.secure ? { ca: cert.cert, checkServerIdentity } : {});
   const ourTls = (): ClientOptions => (t.secure ? { tls: { ca: cert.cert } } : {});
 
   async function ourServer(
@@ -87,22 +115,33 @@ describe.each(TRANSPORTS)('$name', (t) => {
     route: Parameters<typeof startServer>[2] = {},
   ): Promise<OurServer> {
     const srv = await startServer(t, options, route, cert);
-    res.defer(() => srv.close());
+    res.add(() => srv.close());
     return srv;
   }
 
   async function wsServer(options: WsServerOptions = {}): Promise<WsPeerServer> {
     const srv = await startWsServer(t, options, cert);
-    res.defer(() => srv.close());
+    res.add(() => srv.close());
     return srv;
   }
 
-  async function ourClient(url: string, options: ClientOptions = {}): Promise<WebSocket> {
-    const ws = await connect(url, { pingInterval: 0, closeTimeout: 2000, ...ourTls(), ...options });
-    res.defer(() => {
-      if (ws.readyState !== 3) ws.terminate();
-    });
-    return ws;
+  const ourClient = (url: string, options: ClientOptions = {}): Promise<WebSocket> =>
+    openOurClient(url, { ...ourTls(), ...options }, res);
+
+  /** Our server, a ws client on its '/probe' route, and our side of that connection. */
+  async function wsClientOnProbe(): Promise<{ c: WsPeer; sws: WebSocket }> {
+    const srv = await ourServer();
+    const c = await openWsClient(srv.url('/probe'), wsTls(), res);
+    const { ws: sws } = await srv.connections.shift();
+    return { c, sws };
+  }
+
+  /** A ws server, our client on its '/probe' path, and the ws side of that connection. */
+  async function ourClientOnProbe(): Promise<{ ws: WebSocket; s: WsServerConnection }> {
+    const srv = await wsServer();
+    const ws = await ourClient(srv.url('/probe'));
+    const s = await srv.connections.shift();
+    return { ws, s };
   }
 
   // ---- our server, ws client -----------------------------------------------------------
@@ -156,24 +195,10 @@ describe.each(TRANSPORTS)('$name', (t) => {
     });
 
     it('reassembles messages the ws client sends fragmented', async () => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
-      const frames = await takeFrames(sws, 5, () => {
-        c.ws.send('frag', { fin: false });
-        c.ws.send('men', { fin: false });
-        c.ws.send('ted ✓', { fin: true });
-        c.ws.send(Buffer.from([1, 2]), { binary: true, fin: false });
-        c.ws.send(Buffer.from([3]), { binary: true, fin: true });
-      });
+      const { c, sws } = await wsClientOnProbe();
+      const frames = await takeFrames(sws, 5, () => wsSendsFragmented(c.ws));
       // The wire really carried fragments: TEXT, CONT, CONT(fin), BINARY, CONT(fin).
-      expect(frames).toEqual([
-        [1, false],
-        [0, false],
-        [0, true],
-        [2, false],
-        [0, true],
-      ]);
+      expect(frames).toEqual(WS_FRAGMENTS);
       const m1 = await sws.receive();
       expect(m1?.type).toBe('text');
       expect(m1?.text()).toBe('fragmented ✓');
@@ -183,30 +208,12 @@ describe.each(TRANSPORTS)('$name', (t) => {
     });
 
     it('sends fragmented messages (with a ping in between) that the ws client reassembles', async () => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
-      await sws.send('ab', { fin: false });
-      const rtt = sws.ping('mid'); // control frames may sit between fragments (RFC 6455 §5.4)
-      await sws.send('cd', { fin: false });
-      await sws.send('ef ✓', { fin: true });
-      await sws.send(Buffer.from([9, 9]), { fin: false });
-      await sws.send(Buffer.from([8]), { fin: true });
-      await sws.send('next');
-      const m1 = await c.messages.shift();
-      expect([m1.binary, m1.data.toString()]).toEqual([false, 'abcdef ✓']);
-      const m2 = await c.messages.shift();
-      expect([m2.binary, [...m2.data]]).toEqual([true, [9, 9, 8]]);
-      const m3 = await c.messages.shift();
-      expect([m3.binary, m3.data.toString()]).toEqual([false, 'next']);
-      expect((await c.pings.shift()).toString()).toBe('mid');
-      expect(await within(rtt, 5000, 'the pong')).toBeGreaterThanOrEqual(0);
+      const { c, sws } = await wsClientOnProbe();
+      await sendFragmentedAroundAPing(sws, c);
     });
 
     it('answers the ws client ping and reports it as a ping event', async () => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
+      const { c, sws } = await wsClientOnProbe();
       const pings = pingEvents(sws);
       c.ws.ping(Buffer.from('are you there?'));
       expect((await c.pongs.shift()).toString()).toBe('are you there?');
@@ -216,9 +223,7 @@ describe.each(TRANSPORTS)('$name', (t) => {
     });
 
     it('pings the ws client: ping() resolves with the round-trip time', async () => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
+      const { c, sws } = await wsClientOnProbe();
       expect(sws.rtt).toBeUndefined();
       const rtt = await within(sws.ping(), 5000, 'ping()');
       expect(typeof rtt).toBe('number');
@@ -236,9 +241,7 @@ describe.each(TRANSPORTS)('$name', (t) => {
       [4000, 'custom reason ✓'],
       [4999, 'x'.repeat(123)],
     ])('closes with %d %j: the ws client sees it, close() resolves cleanly', async (code, reason) => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
+      const { c, sws } = await wsClientOnProbe();
       const info = await within(sws.close(code, reason), 5000, 'close()');
       // ws echoes the code and reason of the Close it received.
       expect(info).toEqual({ code, reason, wasClean: true });
@@ -252,9 +255,7 @@ describe.each(TRANSPORTS)('$name', (t) => {
       [1001, 'bye'],
       [4001, 'app reason ✓'],
     ])('the ws client closes with %d %j: closed resolves with it, wasClean', async (code, reason) => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
+      const { c, sws } = await wsClientOnProbe();
       c.ws.close(code, reason);
       const info = await within(sws.closed, 5000, 'closed');
       expect(info).toEqual({ code, reason, wasClean: true });
@@ -263,27 +264,21 @@ describe.each(TRANSPORTS)('$name', (t) => {
     });
 
     it('the ws client closes without a code: 1005 on our side', async () => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
+      const { c, sws } = await wsClientOnProbe();
       c.ws.close();
       expect(await within(sws.closed, 5000, 'closed')).toEqual({ code: 1005, reason: '', wasClean: true });
       expect((await c.closed).code).toBe(1005);
     });
 
     it('ws client terminate(): 1006 on our side', async () => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
+      const { c, sws } = await wsClientOnProbe();
       c.ws.terminate();
       expect(await within(sws.closed, 5000, 'closed')).toEqual({ code: 1006, reason: '', wasClean: false });
       expect(await sws.receive()).toBeNull();
     });
 
     it('our terminate(): 1006 at the ws client', async () => {
-      const srv = await ourServer();
-      const c = await openWsClient(srv.url('/probe'), wsTls(), res);
-      const { ws: sws } = await srv.connections.shift();
+      const { c, sws } = await wsClientOnProbe();
       sws.terminate();
       expect((await within(c.closed, 5000, 'the ws close event')).code).toBe(1006);
       expect((await sws.closed).code).toBe(1006);
@@ -384,23 +379,9 @@ describe.each(TRANSPORTS)('$name', (t) => {
     });
 
     it('reassembles messages the ws server sends fragmented', async () => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
-      const s = await srv.connections.shift();
-      const frames = await takeFrames(ws, 5, () => {
-        s.ws.send('frag', { fin: false });
-        s.ws.send('men', { fin: false });
-        s.ws.send('ted ✓', { fin: true });
-        s.ws.send(Buffer.from([1, 2]), { binary: true, fin: false });
-        s.ws.send(Buffer.from([3]), { binary: true, fin: true });
-      });
-      expect(frames).toEqual([
-        [1, false],
-        [0, false],
-        [0, true],
-        [2, false],
-        [0, true],
-      ]);
+      const { ws, s } = await ourClientOnProbe();
+      const frames = await takeFrames(ws, 5, () => wsSendsFragmented(s.ws));
+      expect(frames).toEqual(WS_FRAGMENTS);
       const m1 = await ws.receive();
       expect([m1?.type, m1?.text()]).toEqual(['text', 'fragmented ✓']);
       const m2 = await ws.receive();
@@ -408,40 +389,20 @@ describe.each(TRANSPORTS)('$name', (t) => {
     });
 
     it('sends fragmented messages (with a ping in between) that the ws server reassembles', async () => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
-      const s = await srv.connections.shift();
-      await ws.send('ab', { fin: false });
-      const rtt = ws.ping('mid');
-      await ws.send('cd', { fin: false });
-      await ws.send('ef ✓', { fin: true });
-      await ws.send(Buffer.from([9, 9]), { fin: false });
-      await ws.send(Buffer.from([8]), { fin: true });
-      await ws.send('next');
-      const m1 = await s.messages.shift();
-      expect([m1.binary, m1.data.toString()]).toEqual([false, 'abcdef ✓']);
-      const m2 = await s.messages.shift();
-      expect([m2.binary, [...m2.data]]).toEqual([true, [9, 9, 8]]);
-      const m3 = await s.messages.shift();
-      expect([m3.binary, m3.data.toString()]).toEqual([false, 'next']);
-      expect((await s.pings.shift()).toString()).toBe('mid');
-      expect(await within(rtt, 5000, 'the pong')).toBeGreaterThanOrEqual(0);
+      const { ws, s } = await ourClientOnProbe();
+      await sendFragmentedAroundAPing(ws, s);
     });
 
     it('answers the ws server ping and reports it as a ping event', async () => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
+      const { ws, s } = await ourClientOnProbe();
       const pings = pingEvents(ws);
-      const s = await srv.connections.shift();
       s.ws.ping(Buffer.from('server ping'));
       expect((await s.pongs.shift()).toString()).toBe('server ping');
       expect((await pings.shift()).toString()).toBe('server ping');
     });
 
     it('pings the ws server: ping() resolves with the round-trip time', async () => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
-      const s = await srv.connections.shift();
+      const { ws, s } = await ourClientOnProbe();
       const rtt = await within(ws.ping('hello'), 5000, 'ping()');
       expect(Number.isFinite(rtt) && rtt >= 0).toBe(true);
       expect(ws.rtt).toBe(rtt);
@@ -454,9 +415,7 @@ describe.each(TRANSPORTS)('$name', (t) => {
       [1001, 'going away'],
       [4000, 'custom reason ✓'],
     ])('closes with %d %j: the ws server sees it, close() resolves cleanly', async (code, reason) => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
-      const s = await srv.connections.shift();
+      const { ws, s } = await ourClientOnProbe();
       const info = await within(ws.close(code, reason), 5000, 'close()');
       expect(info).toEqual({ code, reason, wasClean: true });
       expect(await s.closed).toEqual({ code, reason });
@@ -468,9 +427,7 @@ describe.each(TRANSPORTS)('$name', (t) => {
       [1001, 'server going away'],
       [4002, 'app reason ✓'],
     ])('the ws server closes with %d %j: closed resolves with it, wasClean', async (code, reason) => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
-      const s = await srv.connections.shift();
+      const { ws, s } = await ourClientOnProbe();
       s.ws.close(code, reason);
       expect(await within(ws.closed, 5000, 'closed')).toEqual({ code, reason, wasClean: true });
       expect(await ws.receive()).toBeNull();
@@ -478,25 +435,19 @@ describe.each(TRANSPORTS)('$name', (t) => {
     });
 
     it('the ws server closes without a code: 1005 on our side', async () => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
-      const s = await srv.connections.shift();
+      const { ws, s } = await ourClientOnProbe();
       s.ws.close();
       expect(await within(ws.closed, 5000, 'closed')).toEqual({ code: 1005, reason: '', wasClean: true });
     });
 
     it('ws server terminate(): 1006 on our side', async () => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
-      const s = await srv.connections.shift();
+      const { ws, s } = await ourClientOnProbe();
       s.ws.terminate();
       expect(await within(ws.closed, 5000, 'closed')).toEqual({ code: 1006, reason: '', wasClean: false });
     });
 
     it('our terminate(): 1006 at the ws server', async () => {
-      const srv = await wsServer();
-      const ws = await ourClient(srv.url('/probe'));
-      const s = await srv.connections.shift();
+      const { ws, s } = await ourClientOnProbe();
       ws.terminate();
       expect((await within(s.closed, 5000, 'the ws close event')).code).toBe(1006);
       expect((await ws.closed).code).toBe(1006);

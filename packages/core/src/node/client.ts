@@ -18,6 +18,7 @@ import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import { createLogger } from './logger.js';
 import { type ConnectionOptions, DEFAULTS, resolveConnectionOptions, type TlsOptions } from './options.js';
+import { checkServerIdentity } from './tls-identity.js';
 
 export interface ClientOptions extends ConnectionOptions {
   /** Subprotocols to offer, in order of preference. */
@@ -124,6 +125,7 @@ function attempt(
             ...(tls.pfx !== undefined ? { pfx: tls.pfx } : {}),
             ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
             rejectUnauthorized: tls.rejectUnauthorized ?? true,
+            checkServerIdentity,
             servername: tls.servername ?? (isIp(hostname) ? '' : hostname),
           }
         : {}),

@@ -15,6 +15,7 @@ export {
   WebSocketServer,
 } from './server.js';
 export { autoPing, autoPong, type Stage } from './stages.js';
+export { checkServerIdentity } from './tls-identity.js';
 export {
   buildUpgradeRequest,
   checkOrigin,
