@@ -10,7 +10,7 @@ import type { MessageCompressor } from './compressor.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Message } from './message.js';
 import type { ResolvedConnectionOptions } from './options.js';
-import { autoPing, autoPong, type Stage } from './stages.js';
+import { autoPing, autoPong, type Stage, TimerWheel } from './stages.js';
 
 export type Data = string | ArrayBufferView | ArrayBuffer;
 
@@ -69,6 +69,22 @@ interface PendingData {
   reject: (err: Error) => void;
 }
 
+/** A frames() reader: the frames it has not read yet. */
+type FrameTap = Frame[] & { wake?: () => void };
+
+/** Why the socket is not being read (flags: several can hold at once). */
+const PauseReason = {
+  /** The inbox is full: the consumer is behind. */
+  INBOX: 1,
+  /** A frames() reader is behind. */
+  FRAMES: 2,
+  /** A compressed message is being inflated. */
+  INFLATE: 4,
+  /** The peer's Close waits for our pending sends (deferClose). */
+  CLOSE: 8,
+} as const;
+type PauseReason = (typeof PauseReason)[keyof typeof PauseReason];
+
 interface PendingPing {
   start: number;
   resolve: (rtt: number) => void;
@@ -87,6 +103,10 @@ export function toPayload(data: Data): Buffer {
   if (data instanceof ArrayBuffer) return Buffer.from(data);
   throw new TypeError('send() takes a string, an ArrayBufferView or an ArrayBuffer');
 }
+
+/** Where a socket's shared listeners find their connection. */
+const kConnection = Symbol('wskit.connection');
+type OwnedSocket = Duplex & { [kConnection]: WebSocket };
 
 const notOpen = (state: number) =>
   new WebSocketError(CloseCode.NO_STATUS_RCVD, `WebSocket is not open (readyState ${state})`);
@@ -112,10 +132,6 @@ export class WebSocket extends EventEmitter {
   readonly localPort: number | undefined;
   /** Round-trip time of the last answered ping, in ms (undefined before the first). */
   rtt: number | undefined;
-  /** Settles when the TCP connection is gone, with how it closed. */
-  readonly closed: Promise<CloseInfo>;
-  /** Topics this connection is subscribed to (server side). */
-  readonly topics = new Set<string>();
 
   private readonly socket: Duplex;
   private readonly proto: Protocol;
@@ -123,29 +139,38 @@ export class WebSocket extends EventEmitter {
   private readonly log: Logger;
   private readonly compressor: MessageCompressor | undefined;
   private readonly hub: TopicHub | undefined;
+  /** Replaced, never changed in place (`stages` hands it out). */
   private stageList: Stage[] = [];
+  /** `topics`, created on first use. */
+  private topicSet: Set<string> | undefined;
 
+  // Collections that most connections never use are created on first use.
   private inbox: Message[] = [];
-  private waiters: Array<(msg: Message | null) => void> = [];
-  private frameTaps = new Set<Frame[] & { wake?: () => void }>();
-  private pauseReasons = new Set<string>();
+  private waiters: Array<(msg: Message | null) => void> | undefined;
+  private frameTaps: Set<FrameTap> | undefined;
+  /** Why reading is paused: PauseReason flags; reading resumes once none is left. */
+  private pausedFor = 0;
   private inflating = false;
   private processing = false;
 
-  private sendQueue: PendingSend[] = [];
+  private sendQueue: PendingSend[] | undefined;
   private sendQueueBytes = 0;
   private sending = false;
   /** The outgoing fragmented message that send() calls are continuing, if any. */
   private outgoingMessage: { opcode: DataOpcode; compress: boolean } | undefined;
   private corked = false;
-  private drainWaiters: Array<() => void> = [];
-  private pendingPings = new Map<string, PendingPing>();
+  private drainWaiters: Array<() => void> | undefined;
+  /** Pings awaiting their Pong, by payload; undefined when none is pending. */
+  private pendingPings: Map<string, PendingPing> | undefined;
   private pingCounter = 0;
 
   private lastActivity = Date.now();
-  private idleTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
-  private resolveClosed!: (info: CloseInfo) => void;
+  /** `closed`, created on first access (many connections never ask for it). */
+  private closedPromise: Promise<CloseInfo> | undefined;
+  private resolveClosed: ((info: CloseInfo) => void) | undefined;
+  /** How the connection closed, once it has. */
+  private closeInfo: CloseInfo | undefined;
   private finished = false;
   /** The peer's Close, received but not acted on yet (see deferClose). */
   private deferredClose: Frame | undefined;
@@ -161,7 +186,7 @@ export class WebSocket extends EventEmitter {
   /** Every complete frame received so far has been handled (nothing paused or pending). */
   private inboundDrained = true;
   /** Frames encoded once for many connections, waiting for a fragmented message to end. */
-  private heldFrames: Buffer[] = [];
+  private heldFrames: Buffer[] | undefined;
 
   constructor(init: ConnectionInit) {
     super({ captureRejections: true });
@@ -179,9 +204,6 @@ export class WebSocket extends EventEmitter {
     this.remotePort = s.remotePort;
     this.localAddress = s.localAddress;
     this.localPort = s.localPort;
-    this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve;
-    });
     this.proto = new Protocol({
       side: init.side,
       maxFrameSize: this.opts.maxFrameSize,
@@ -189,21 +211,24 @@ export class WebSocket extends EventEmitter {
       compression: init.compressor !== undefined,
     });
 
-    const socket = this.socket as Socket;
+    const socket = this.socket as Socket & OwnedSocket;
     if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
     if (typeof socket.setTimeout === 'function') socket.setTimeout(0);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.onEnd());
-    socket.on('close', () => this.finish());
-    socket.on('error', (err: Error) => this.onSocketError(err));
-    socket.on('drain', () => this.onDrain());
+    // The listeners are shared by every connection (no closures per connection): each
+    // finds its connection through the socket.
+    const listeners = WebSocket.socketListeners;
+    socket[kConnection] = this;
+    socket.on('data', listeners.data);
+    socket.on('end', listeners.end);
+    socket.on('close', listeners.close);
+    socket.on('error', listeners.error);
+    socket.on('drain', listeners.drain);
     // The peer may have ended its side before anyone listened (e.g. while an async
     // acceptConnection ran): 'end' won't fire again, so act on it now.
     if ((socket as Partial<Socket>).readableEnded === true) queueMicrotask(() => this.onEnd());
 
-    this.on('newListener', (event: string | symbol) => {
-      if (event === 'message' && this.inbox.length > 0) queueMicrotask(() => this.flushInboxToListeners());
-    });
+    // A prototype method: EventEmitter calls it with `this` set to the connection.
+    this.on('newListener', this.onNewListener);
 
     if (!this.opts.dropIncomingPings) this.use(autoPong());
     if (this.opts.pingInterval > 0) this.use(autoPing(this.opts.pingInterval));
@@ -218,9 +243,29 @@ export class WebSocket extends EventEmitter {
     return state === ReadyState.OPEN && this.closeRequested ? ReadyState.CLOSING : state;
   }
 
+  /** Settles when the TCP connection is gone, with how it closed. */
+  get closed(): Promise<CloseInfo> {
+    if (this.closedPromise === undefined) {
+      const info = this.closeInfo;
+      this.closedPromise =
+        info !== undefined
+          ? Promise.resolve(info)
+          : new Promise((resolve) => {
+              this.resolveClosed = resolve;
+            });
+    }
+    return this.closedPromise;
+  }
+
   /** Bytes accepted by send() but not yet written to the network. */
   get bufferedAmount(): number {
     return this.socket.writableLength + this.sendQueueBytes;
+  }
+
+  /** Topics this connection is subscribed to (server side). */
+  get topics(): Set<string> {
+    this.topicSet ??= new Set();
+    return this.topicSet;
   }
 
   /** The stages in their order, auto-pong and auto-ping included. */
@@ -266,7 +311,7 @@ export class WebSocket extends EventEmitter {
           payload.length >= this.compressor.threshold;
     this.outgoingMessage = fin ? undefined : { opcode, compress };
 
-    if (!compress && !this.sending && this.sendQueue.length === 0) {
+    if (!compress && !this.sendsPending) {
       try {
         this.proto.send(opcode, payload, { fin });
       } catch (err) {
@@ -277,6 +322,7 @@ export class WebSocket extends EventEmitter {
       return written;
     }
     return new Promise<void>((resolve, reject) => {
+      this.sendQueue ??= [];
       this.sendQueue.push({ kind: 'data', opcode, payload, fin, compress, resolve, reject });
       this.sendQueueBytes += payload.length;
       if (!this.sending) void this.pumpSends();
@@ -296,7 +342,7 @@ export class WebSocket extends EventEmitter {
       payload = toPayload(data);
     }
     const key = payload.toString('latin1');
-    if (this.pendingPings.has(key))
+    if (this.pendingPings?.has(key))
       return Promise.reject(new Error('A ping with this payload is already pending'));
     try {
       this.proto.ping(payload);
@@ -304,6 +350,7 @@ export class WebSocket extends EventEmitter {
       return Promise.reject(err);
     }
     return new Promise<number>((resolve, reject) => {
+      this.pendingPings ??= new Map();
       this.pendingPings.set(key, { start: performance.now(), resolve, reject });
       this.flushQuietly();
     });
@@ -324,8 +371,9 @@ export class WebSocket extends EventEmitter {
   close(code: number = CloseCode.NORMAL_CLOSURE, reason = ''): Promise<CloseInfo> {
     if (this.finished || this.proto.closeSent || this.closeRequested) return this.closed;
     try {
-      if (this.sending || this.sendQueue.length > 0) {
+      if (this.sendsPending) {
         buildClosePayload(code, reason); // validate now, so a bad code fails this call
+        this.sendQueue ??= [];
         this.sendQueue.push({ kind: 'close', code, reason });
         this.closeRequested = true;
       } else {
@@ -354,7 +402,10 @@ export class WebSocket extends EventEmitter {
       return Promise.resolve(msg);
     }
     if (this.finished || this.proto.closeReceived || this.proto.failure) return Promise.resolve(null);
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve) => {
+      this.waiters ??= [];
+      this.waiters.push(resolve);
+    });
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
@@ -407,7 +458,8 @@ export class WebSocket extends EventEmitter {
 
   /** Every inbound frame, after the inbound stages, as it arrives. */
   frames(): AsyncIterable<Frame> {
-    const tap = [] as Frame[] & { wake?: () => void };
+    const tap: FrameTap = [];
+    this.frameTaps ??= new Set();
     const taps = this.frameTaps;
     const self = this;
     taps.add(tap);
@@ -418,7 +470,7 @@ export class WebSocket extends EventEmitter {
             for (;;) {
               const frame = tap.shift();
               if (frame !== undefined) {
-                if (tap.length < FRAME_TAP_LIMIT / 2) self.resumeReading('frames');
+                if (tap.length < FRAME_TAP_LIMIT / 2) self.resumeReading(PauseReason.FRAMES);
                 return { value: frame, done: false };
               }
               if (self.finished || !taps.has(tap)) return { value: undefined, done: true };
@@ -429,7 +481,7 @@ export class WebSocket extends EventEmitter {
           },
           async return(): Promise<IteratorResult<Frame>> {
             taps.delete(tap);
-            self.resumeReading('frames');
+            self.resumeReading(PauseReason.FRAMES);
             return { value: undefined, done: true };
           },
         };
@@ -441,7 +493,7 @@ export class WebSocket extends EventEmitter {
   use(stage: Stage): this {
     const existing = this.stageList.findIndex((s) => s.name === stage.name);
     if (existing >= 0) this.unuse(stage.name);
-    this.stageList = [...this.stageList, stage];
+    this.stageList = this.stageList.concat([stage]); // concat: no spare capacity
     this.syncOutboundHook();
     if (!this.finished) stage.attach?.(this);
     return this;
@@ -467,7 +519,7 @@ export class WebSocket extends EventEmitter {
   }
 
   unsubscribe(topic: string): void {
-    this.topics.delete(topic);
+    this.topicSet?.delete(topic);
     this.hub?.unsubscribe(this, topic);
   }
 
@@ -482,12 +534,8 @@ export class WebSocket extends EventEmitter {
   sendEncoded(bytes: Buffer): boolean {
     if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent || this.closeRequested) return false;
     if (!this.socket.writable) return false;
-    if (
-      this.proto.sendingFragments ||
-      this.sending ||
-      this.sendQueue.length > 0 ||
-      this.heldFrames.length > 0
-    ) {
+    if (this.proto.sendingFragments || this.sendsPending || this.heldFrames !== undefined) {
+      this.heldFrames ??= [];
       this.heldFrames.push(bytes);
       return true;
     }
@@ -496,21 +544,37 @@ export class WebSocket extends EventEmitter {
   }
 
   private releaseHeldFrames(): void {
-    if (
-      this.heldFrames.length === 0 ||
-      this.proto.sendingFragments ||
-      this.sending ||
-      this.sendQueue.length > 0
-    ) {
-      return;
-    }
     const held = this.heldFrames;
-    this.heldFrames = [];
+    if (held === undefined || this.proto.sendingFragments || this.sendsPending) return;
+    this.heldFrames = undefined;
     if (this.proto.closeSent || this.finished || !this.socket.writable) return;
     this.writeToSocket(held).catch(noop);
   }
 
   // ---- internals: inbound --------------------------------------------------------------
+
+  private onNewListener(event: string | symbol): void {
+    if (event === 'message' && this.inbox.length > 0) queueMicrotask(() => this.flushInboxToListeners());
+  }
+
+  /** The socket's listeners, shared by all connections (`this` is the socket). */
+  private static readonly socketListeners = {
+    data(this: OwnedSocket, chunk: Buffer): void {
+      this[kConnection].onData(chunk);
+    },
+    end(this: OwnedSocket): void {
+      this[kConnection].onEnd();
+    },
+    close(this: OwnedSocket): void {
+      this[kConnection].finish();
+    },
+    error(this: OwnedSocket, err: Error): void {
+      this[kConnection].onSocketError(err);
+    },
+    drain(this: OwnedSocket): void {
+      this[kConnection].onDrain();
+    },
+  };
 
   private onData(chunk: Buffer): void {
     this.lastActivity = Date.now();
@@ -524,7 +588,7 @@ export class WebSocket extends EventEmitter {
     this.inboundDrained = false;
     let drained = false;
     try {
-      while (this.pauseReasons.size === 0 && !this.inflating && !this.finished) {
+      while (this.pausedFor === 0 && !this.inflating && !this.finished) {
         let frame = this.proto.nextFrame();
         if (frame === null) {
           drained = true;
@@ -541,10 +605,12 @@ export class WebSocket extends EventEmitter {
           frame = out;
         }
         if (dropped) continue;
-        for (const tap of this.frameTaps) {
-          tap.push(frame);
-          tap.wake?.();
-          if (tap.length >= FRAME_TAP_LIMIT) this.pauseReading('frames');
+        if (this.frameTaps !== undefined) {
+          for (const tap of this.frameTaps) {
+            tap.push(frame);
+            tap.wake?.();
+            if (tap.length >= FRAME_TAP_LIMIT) this.pauseReading(PauseReason.FRAMES);
+          }
         }
         if (frame.opcode === Opcode.CLOSE) {
           this.deferClose(frame);
@@ -610,7 +676,7 @@ export class WebSocket extends EventEmitter {
     if (compressor === undefined) return;
     this.inflating = true;
     // Bytes arriving meanwhile would pile up in the parser: stop reading until done.
-    this.pauseReading('inflate');
+    this.pauseReading(PauseReason.INFLATE);
     const limit = this.proto.inflateBudget;
     compressor
       .decompress(data, fin, limit, (chunk) => {
@@ -629,7 +695,7 @@ export class WebSocket extends EventEmitter {
         this.inflating = false;
         if (this.finished) return;
         this.handleEvents();
-        this.resumeReading('inflate');
+        this.resumeReading(PauseReason.INFLATE);
         this.processInbound();
       })
       .catch((err: unknown) => this.internalError(err));
@@ -643,12 +709,12 @@ export class WebSocket extends EventEmitter {
    * Close until its current message is sent. Nothing after the Close is read meanwhile.
    */
   private deferClose(frame: Frame): void {
-    this.pauseReading('close');
+    this.pauseReading(PauseReason.CLOSE);
     this.deferredClose = frame;
     let done = false;
     const act = (force: boolean) => {
       if (done || this.finished) return;
-      if (!force && (this.sending || this.sendQueue.length > 0)) {
+      if (!force && this.sendsPending) {
         this.onSendsIdle = () => act(false); // pumpSends calls this when the queue empties
         return;
       }
@@ -658,7 +724,7 @@ export class WebSocket extends EventEmitter {
       this.deferredClose = undefined;
       this.proto.receiveFrame(frame);
       this.handleEvents();
-      this.resumeReading('close');
+      this.resumeReading(PauseReason.CLOSE);
       this.endAfterPeer();
     };
     const limit = setTimeout(() => act(true), this.opts.closeTimeout);
@@ -670,7 +736,7 @@ export class WebSocket extends EventEmitter {
       this.emitMessage(msg);
       return;
     }
-    const waiter = this.waiters.shift();
+    const waiter = this.waiters?.shift();
     if (waiter !== undefined) {
       waiter(msg);
       return;
@@ -685,7 +751,7 @@ export class WebSocket extends EventEmitter {
       return;
     }
     this.inbox.push(msg);
-    if (this.inbox.length >= this.opts.maxQueuedMessages) this.pauseReading('inbox');
+    if (this.inbox.length >= this.opts.maxQueuedMessages) this.pauseReading(PauseReason.INBOX);
   }
 
   private emitMessage(msg: Message): void {
@@ -704,24 +770,25 @@ export class WebSocket extends EventEmitter {
   }
 
   private afterInboxShift(): void {
-    if (this.inbox.length < Math.ceil(this.opts.maxQueuedMessages / 2)) this.resumeReading('inbox');
+    if (this.inbox.length < Math.ceil(this.opts.maxQueuedMessages / 2)) this.resumeReading(PauseReason.INBOX);
   }
 
   private wakeWaiters(): void {
-    if (this.inbox.length > 0) return;
     const waiters = this.waiters;
-    this.waiters = [];
+    if (waiters === undefined || this.inbox.length > 0) return;
+    this.waiters = undefined;
     for (const w of waiters) w(null);
   }
 
   private onPong(data: Buffer): void {
     this.emit('pong', data);
+    const pending = this.pendingPings;
     const key = data.toString('latin1');
-    if (!this.pendingPings.has(key)) return;
+    if (pending === undefined || !pending.has(key)) return;
     // RFC 6455 §5.5.3: a Pong may answer only the latest Ping; it acknowledges earlier ones.
     const now = performance.now();
-    for (const [k, ping] of this.pendingPings) {
-      this.pendingPings.delete(k);
+    for (const [k, ping] of pending) {
+      pending.delete(k);
       const rtt = now - ping.start;
       ping.resolve(rtt);
       if (k === key) {
@@ -729,29 +796,37 @@ export class WebSocket extends EventEmitter {
         break;
       }
     }
+    if (pending.size === 0) this.pendingPings = undefined; // most of the time: no Map kept
   }
 
-  private pauseReading(reason: string): void {
-    if (this.pauseReasons.has(reason)) return;
-    this.pauseReasons.add(reason);
+  private pauseReading(reason: PauseReason): void {
+    if ((this.pausedFor & reason) !== 0) return;
+    this.pausedFor |= reason;
     this.socket.pause();
   }
 
-  private resumeReading(reason: string): void {
-    if (!this.pauseReasons.delete(reason) || this.pauseReasons.size > 0 || this.finished) return;
+  private resumeReading(reason: PauseReason): void {
+    if ((this.pausedFor & reason) === 0) return;
+    this.pausedFor &= ~reason;
+    if (this.pausedFor !== 0 || this.finished) return;
     this.socket.resume();
     queueMicrotask(() => this.processInbound());
   }
 
   // ---- internals: outbound -------------------------------------------------------------
 
+  /** Sends are being processed or waiting in the queue (later data must go after them). */
+  private get sendsPending(): boolean {
+    return this.sending || (this.sendQueue !== undefined && this.sendQueue.length > 0);
+  }
+
   private async pumpSends(): Promise<void> {
     this.sending = true;
     try {
-      while (this.sendQueue.length > 0) {
-        const item = this.sendQueue[0]!;
+      // finish() drops the queue (sets it undefined) while a compression is awaited.
+      for (let item = this.sendQueue?.[0]; item !== undefined; item = this.sendQueue?.[0]) {
         if (item.kind === 'close') {
-          this.sendQueue.shift();
+          this.sendQueue?.shift();
           if (!this.finished && !this.proto.closeSent) {
             this.proto.close(item.code, item.reason);
             this.afterCloseSent();
@@ -764,14 +839,14 @@ export class WebSocket extends EventEmitter {
             // RFC 7692 §7.2.1; RSV1 goes on the first frame only (Protocol.send).
             payload = await this.compressor.compress(item.payload, item.fin);
           }
-          this.sendQueue.shift();
+          this.sendQueue?.shift();
           this.sendQueueBytes -= item.payload.length;
           if (this.finished || this.proto.closeSent) throw notOpen(this.proto.state);
           this.proto.send(item.opcode, payload, { fin: item.fin, compressed: item.compress });
           this.flush().then(item.resolve, item.reject);
           if (item.fin) this.releaseHeldFrames();
         } catch (err) {
-          if (this.sendQueue[0] === item) {
+          if (this.sendQueue?.[0] === item) {
             this.sendQueue.shift();
             this.sendQueueBytes -= item.payload.length;
           }
@@ -820,13 +895,17 @@ export class WebSocket extends EventEmitter {
     // tick began counts, so neither one large message nor a burst of sends is penalized.
     this.checkBackpressure(this.tickBacklog);
     if (ok) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    return new Promise((resolve) => {
+      this.drainWaiters ??= [];
+      this.drainWaiters.push(resolve);
+    });
   }
 
   private onDrain(): void {
     this.backpressureReported = false;
     const waiters = this.drainWaiters;
-    this.drainWaiters = [];
+    if (waiters === undefined) return;
+    this.drainWaiters = undefined;
     for (const w of waiters) w();
   }
 
@@ -866,8 +945,8 @@ export class WebSocket extends EventEmitter {
   private afterCloseSent(): void {
     this.flushQuietly();
     // A consumer that stopped reading must not keep the peer's Close from being seen.
-    this.resumeReading('inbox');
-    this.resumeReading('frames');
+    this.resumeReading(PauseReason.INBOX);
+    this.resumeReading(PauseReason.FRAMES);
     this.armCloseTimer();
     if (this.proto.shouldCloseTransport) this.closeTransport();
   }
@@ -888,27 +967,47 @@ export class WebSocket extends EventEmitter {
     }, this.opts.closeTimeout);
   }
 
+  /**
+   * The idle checks of all connections with the same connectionTimeout share one timer
+   * (a TimerWheel): a silent connection is closed between connectionTimeout and
+   * connectionTimeout + one slot (1/16 of it, at most 1 s) after the last bytes arrived.
+   */
+  private static readonly idleWheels = new Map<number, TimerWheel<WebSocket>>();
+
+  private static idleWheel(timeout: number): TimerWheel<WebSocket> {
+    let wheel = WebSocket.idleWheels.get(timeout);
+    if (wheel === undefined) {
+      wheel = new TimerWheel<WebSocket>(timeout, (ws) => {
+        ws.checkIdle();
+        return false; // checkIdle schedules the next check itself
+      });
+      WebSocket.idleWheels.set(timeout, wheel);
+    }
+    return wheel;
+  }
+
   private armIdleTimer(): void {
     const timeout = this.opts.connectionTimeout;
-    if (timeout <= 0) return;
-    const check = () => {
-      if (this.finished) return;
-      // While we don't read (backpressure), the peer's silence can't be observed.
-      if (this.pauseReasons.size > 0) this.lastActivity = Date.now();
-      const idle = Date.now() - this.lastActivity;
-      if (idle < timeout) {
-        this.idleTimer = setTimeout(check, timeout - idle);
-        return;
-      }
-      this.log.info({ idle }, 'connection timeout: nothing received');
-      if (this.proto.closeSent) {
-        this.socket.destroy();
-        this.finish();
-      } else {
-        this.close(CloseCode.GOING_AWAY, 'connection timeout').catch(() => {});
-      }
-    };
-    this.idleTimer = setTimeout(check, timeout);
+    if (timeout > 0) WebSocket.idleWheel(timeout).schedule(this);
+  }
+
+  private checkIdle(): void {
+    if (this.finished) return;
+    const timeout = this.opts.connectionTimeout;
+    // While we don't read (backpressure), the peer's silence can't be observed.
+    if (this.pausedFor !== 0) this.lastActivity = Date.now();
+    const idle = Date.now() - this.lastActivity;
+    if (idle < timeout) {
+      WebSocket.idleWheel(timeout).schedule(this, timeout - idle);
+      return;
+    }
+    this.log.info({ idle }, 'connection timeout: nothing received');
+    if (this.proto.closeSent) {
+      this.socket.destroy();
+      this.finish();
+    } else {
+      this.close(CloseCode.GOING_AWAY, 'connection timeout').catch(() => {});
+    }
   }
 
   private onEnd(): void {
@@ -923,7 +1022,7 @@ export class WebSocket extends EventEmitter {
   private endAfterPeer(): void {
     if (!this.peerEnded || this.finished || this.socket.writableEnded) return;
     if (!this.inboundDrained || this.inflating || this.deferredClose !== undefined) return;
-    if (this.sending || this.sendQueue.length > 0) return;
+    if (this.sendsPending) return;
     this.socket.end();
   }
 
@@ -936,7 +1035,7 @@ export class WebSocket extends EventEmitter {
     if (this.finished) return;
     this.finished = true;
     this.proto.connectionLost();
-    clearTimeout(this.idleTimer);
+    if (this.opts.connectionTimeout > 0) WebSocket.idleWheel(this.opts.connectionTimeout).cancel(this);
     clearTimeout(this.closeTimer);
     for (const stage of this.stageList) stage.detach?.(this);
     this.compressor?.close();
@@ -951,19 +1050,23 @@ export class WebSocket extends EventEmitter {
       wasClean: received !== undefined && this.proto.closeSent !== undefined,
     };
     const closedErr = notOpen(ReadyState.CLOSED);
-    for (const ping of this.pendingPings.values()) ping.reject(closedErr);
-    this.pendingPings.clear();
-    for (const item of this.sendQueue) if (item.kind === 'data') item.reject(closedErr);
-    this.sendQueue = [];
+    const pings = this.pendingPings;
+    this.pendingPings = undefined;
+    if (pings !== undefined) for (const ping of pings.values()) ping.reject(closedErr);
+    const queue = this.sendQueue;
+    this.sendQueue = undefined;
+    if (queue !== undefined) for (const item of queue) if (item.kind === 'data') item.reject(closedErr);
     this.sendQueueBytes = 0;
-    this.heldFrames = [];
+    this.heldFrames = undefined;
     this.onDrain();
-    for (const topic of this.topics) this.hub?.unsubscribe(this, topic);
+    if (this.topicSet !== undefined) for (const topic of this.topicSet) this.hub?.unsubscribe(this, topic);
     this.wakeWaiters();
-    for (const tap of this.frameTaps) tap.wake?.();
+    if (this.frameTaps !== undefined) for (const tap of this.frameTaps) tap.wake?.();
     this.log.debug(info, 'connection closed');
+    this.closeInfo = info;
     this.emit('close', info.code, info.reason);
-    this.resolveClosed(info);
+    this.resolveClosed?.(info);
+    this.resolveClosed = undefined;
   }
 
   // ---- internals: errors ---------------------------------------------------------------

@@ -24,6 +24,18 @@ export interface FrameParserOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The chunk list while nothing is buffered; push() replaces it, so it is never written. */
+const NO_CHUNKS: Buffer[] = [];
+/** applyMask() takes the key as bytes: filled from a parser's key right before each use. */
+const MASK_BYTES = new Uint8Array(4);
+
+function maskBytes(key: number): Uint8Array {
+  MASK_BYTES[0] = key >>> 24;
+  MASK_BYTES[1] = (key >>> 16) & 0xff;
+  MASK_BYTES[2] = (key >>> 8) & 0xff;
+  MASK_BYTES[3] = key & 0xff;
+  return MASK_BYTES;
+}
 
 /**
  * Incremental frame parser: bytes in, frames out. Bytes may arrive in any chunking.
@@ -37,11 +49,13 @@ export class FrameParser {
   private readonly onHeader: FrameParserOptions['onHeader'];
   private readonly onPartialPayload: FrameParserOptions['onPartialPayload'];
 
-  private chunks: Buffer[] = [];
+  /** The bytes received and not parsed yet; NO_CHUNKS when there are none (no array kept). */
+  private chunks: Buffer[] = NO_CHUNKS;
   private buffered = 0;
   // Frame whose header is read but whose payload is still arriving.
   private header: FrameHeader | null = null;
-  private readonly maskKey = Buffer.allocUnsafe(4); // from the shared pool: no 4-byte slab
+  /** The masking key of the current frame (RFC 6455 §5.3) as an int32: no buffer per parser. */
+  private maskKey = 0;
   private payload: Buffer = EMPTY;
   private received = 0;
   private failed = false;
@@ -65,7 +79,8 @@ export class FrameParser {
    */
   push(chunk: Buffer): void {
     if (chunk.length === 0 || this.failed) return;
-    this.chunks.push(chunk);
+    if (this.buffered === 0) this.chunks = [chunk];
+    else this.chunks.push(chunk);
     this.buffered += chunk.length;
   }
 
@@ -83,7 +98,7 @@ export class FrameParser {
   /** Drops every byte held and stops parsing (after a violation, or once the peer closed). */
   discard(): void {
     this.failed = true;
-    this.chunks = [];
+    this.chunks = NO_CHUNKS;
     this.buffered = 0;
     this.header = null;
     this.payload = EMPTY;
@@ -97,7 +112,7 @@ export class FrameParser {
       if (header === null) return null;
       if (header.length <= this.buffered) {
         const payload = header.length === 0 ? EMPTY : this.take(header.length);
-        if (header.masked && payload.length > 0) applyMask(payload, this.maskKey);
+        if (header.masked && payload.length > 0) applyMask(payload, maskBytes(this.maskKey));
         return toFrame(header, payload);
       }
       // The payload spans several reads: collect it into one buffer, unmasking each
@@ -112,9 +127,9 @@ export class FrameParser {
       const piece = this.payload.subarray(this.received, this.received + n);
       first.copy(piece, 0, 0, n);
       this.dropFront(n);
-      if (header.masked) applyMask(piece, this.maskKey, this.received);
+      if (header.masked) applyMask(piece, maskBytes(this.maskKey), this.received);
       this.received += n;
-      if (this.received < header.length) this.onPartialPayload?.(piece, header);
+      if (this.received < header.length) this.partialPayload(piece, header);
     }
     if (this.received < header.length) return null;
     const frame = toFrame(header, this.payload);
@@ -173,15 +188,23 @@ export class FrameParser {
     }
     if (masked) {
       const k = 2 + extra;
-      this.maskKey[0] = this.byteAt(k);
-      this.maskKey[1] = this.byteAt(k + 1);
-      this.maskKey[2] = this.byteAt(k + 2);
-      this.maskKey[3] = this.byteAt(k + 3);
+      this.maskKey =
+        (this.byteAt(k) << 24) | (this.byteAt(k + 1) << 16) | (this.byteAt(k + 2) << 8) | this.byteAt(k + 3);
     }
     const header: FrameHeader = { fin, rsv, opcode, masked, length };
     this.dropFront(size);
-    this.onHeader?.(header);
+    this.headerParsed(header);
     return header;
+  }
+
+  /** A header is complete and valid, its payload not read yet (calls options.onHeader). May throw. */
+  protected headerParsed(header: FrameHeader): void {
+    this.onHeader?.(header);
+  }
+
+  /** An unmasked piece of a payload that is still incomplete (calls options.onPartialPayload). May throw. */
+  protected partialPayload(piece: Buffer, header: FrameHeader): void {
+    this.onPartialPayload?.(piece, header);
   }
 
   private byteAt(index: number): number {
@@ -195,6 +218,10 @@ export class FrameParser {
   /** Removes `n` buffered bytes (n <= buffered). */
   private dropFront(n: number): void {
     this.buffered -= n;
+    if (this.buffered === 0) {
+      this.chunks = NO_CHUNKS; // everything read: don't keep the array's capacity
+      return;
+    }
     while (n > 0) {
       const first = this.chunks[0]!;
       if (n >= first.length) {

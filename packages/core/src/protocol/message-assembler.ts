@@ -21,8 +21,10 @@ export class MessageAssembler {
   private opcode: 0 | DataOpcode = 0;
   private compressed = false;
   private size = 0;
-  private parts: Buffer[] = [];
-  private readonly utf8 = new Utf8Validator();
+  /** The pieces of the message being assembled (created by its first piece). */
+  private parts: Buffer[] | undefined;
+  /** Validates a text message split across frames (created for the first one). */
+  private utf8: Utf8Validator | undefined;
   private lookahead: Utf8Validator | null = null;
 
   constructor(maxMessageSize: number) {
@@ -51,7 +53,7 @@ export class MessageAssembler {
     const compressed = h.opcode === 0 ? this.compressed : (h.rsv & Rsv.RSV1) !== 0;
     if (!text || compressed) return;
     if (this.lookahead === null) {
-      this.lookahead = h.opcode === 0 ? this.utf8.clone() : new Utf8Validator();
+      this.lookahead = h.opcode === 0 ? this.validator().clone() : new Utf8Validator();
     }
     if (!this.lookahead.write(piece)) throw invalidPayload('Invalid UTF-8 in text message');
   }
@@ -73,7 +75,7 @@ export class MessageAssembler {
           throw invalidPayload('Invalid UTF-8 in text message');
         return { type: 'message', opcode: opcode as DataOpcode, data: payload };
       }
-      this.utf8.reset();
+      this.validator().reset();
     }
     if (this.compressed) return { type: 'inflate', data: payload, fin: frame.fin };
     return this.append(payload, frame.fin);
@@ -93,21 +95,22 @@ export class MessageAssembler {
 
   private append(chunk: Buffer, fin: boolean): AssemblyResult {
     this.checkSize(this.size + chunk.length);
-    if (this.opcode === Opcode.TEXT && chunk.length > 0 && !this.utf8.write(chunk)) {
+    if (this.opcode === Opcode.TEXT && chunk.length > 0 && !this.validator().write(chunk)) {
       this.discard();
       throw invalidPayload('Invalid UTF-8 in text message');
     }
     if (chunk.length > 0) {
+      this.parts ??= [];
       this.parts.push(chunk);
       this.size += chunk.length;
     }
     if (!fin) return null;
     const opcode = this.opcode as DataOpcode;
-    if (opcode === Opcode.TEXT && !this.utf8.end()) {
+    if (opcode === Opcode.TEXT && !this.validator().end()) {
       this.discard();
       throw invalidPayload('Text message ends inside a UTF-8 sequence');
     }
-    const parts = this.parts;
+    const parts = this.parts ?? [];
     const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.size);
     this.discard();
     return { type: 'message', opcode, data };
@@ -132,6 +135,11 @@ export class MessageAssembler {
     this.opcode = 0;
     this.compressed = false;
     this.size = 0;
-    this.parts = [];
+    this.parts = undefined;
+  }
+
+  private validator(): Utf8Validator {
+    this.utf8 ??= new Utf8Validator();
+    return this.utf8;
   }
 }

@@ -2,7 +2,7 @@ import { CloseCode } from './close-codes.js';
 import { buildClosePayload, parseClosePayload, truncateUtf8 } from './close-frame.js';
 import { WebSocketError } from './errors.js';
 import { type DataOpcode, type Frame, isControlOpcode, Opcode, Rsv } from './frame.js';
-import { FrameParser } from './frame-parser.js';
+import { type FrameHeader, FrameParser, type FrameParserOptions } from './frame-parser.js';
 import { encodeFrame } from './frame-writer.js';
 import { MessageAssembler } from './message-assembler.js';
 
@@ -63,7 +63,7 @@ export class Protocol {
    */
   onOutboundFrame: ((frame: Frame) => Frame | null) | undefined;
 
-  private readonly parser: FrameParser;
+  private readonly parser: AssemblingParser;
   private readonly assembler: MessageAssembler;
   private readonly compression: boolean;
   private output: Buffer[] = [];
@@ -76,13 +76,14 @@ export class Protocol {
     this.side = options.side;
     this.compression = options.compression ?? false;
     this.assembler = new MessageAssembler(options.maxMessageSize ?? DEFAULT_MAX_SIZE);
-    this.parser = new FrameParser({
-      side: options.side,
-      maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_SIZE,
-      allowedRsv: this.compression ? Rsv.RSV1 : 0,
-      onHeader: (h) => this.assembler.checkHeader(h),
-      onPartialPayload: (piece, h) => this.assembler.checkPartialPayload(piece, h),
-    });
+    this.parser = new AssemblingParser(
+      {
+        side: options.side,
+        maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_SIZE,
+        allowedRsv: this.compression ? Rsv.RSV1 : 0,
+      },
+      this.assembler,
+    );
   }
 
   get maxMessageSize(): number {
@@ -316,6 +317,24 @@ export class Protocol {
     }
     const parts = encodeFrame(frame);
     for (const part of parts) this.output.push(part);
+  }
+}
+
+/** A parser whose early checks (header, partial payload) are the assembler's: no closures per connection. */
+class AssemblingParser extends FrameParser {
+  private readonly assembler: MessageAssembler;
+
+  constructor(options: FrameParserOptions, assembler: MessageAssembler) {
+    super(options);
+    this.assembler = assembler;
+  }
+
+  protected override headerParsed(header: FrameHeader): void {
+    this.assembler.checkHeader(header);
+  }
+
+  protected override partialPayload(piece: Buffer, header: FrameHeader): void {
+    this.assembler.checkPartialPayload(piece, header);
   }
 }
 
