@@ -32,9 +32,12 @@ export interface CloseInfo {
 }
 
 /** Where server-side connections register their topic subscriptions (the server). */
+/** The server a server-side connection belongs to: topic subscriptions, and its end. */
 export interface TopicHub {
   subscribe(ws: WebSocket, topic: string): void;
   unsubscribe(ws: WebSocket, topic: string): void;
+  /** Called once when the connection is closed (before its 'close' event). */
+  connectionClosed?(ws: WebSocket): void;
 }
 
 export interface ConnectionInit {
@@ -1060,6 +1063,7 @@ export class WebSocket extends EventEmitter {
     this.heldFrames = undefined;
     this.onDrain();
     if (this.topicSet !== undefined) for (const topic of this.topicSet) this.hub?.unsubscribe(this, topic);
+    this.hub?.connectionClosed?.(this);
     this.wakeWaiters();
     if (this.frameTaps !== undefined) for (const tap of this.frameTaps) tap.wake?.();
     this.log.debug(info, 'connection closed');

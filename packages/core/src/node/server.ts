@@ -144,6 +144,11 @@ export class WebSocketServer implements TopicHub {
     set.add(ws);
   }
 
+  /** @internal The connection is closed: it leaves `clients`. */
+  connectionClosed(ws: WebSocket): void {
+    this.clientSet.delete(ws);
+  }
+
   unsubscribe(ws: WebSocket, topic: string): void {
     const set = this.topicIndex.get(topic);
     if (set === undefined) return;
@@ -383,7 +388,7 @@ export class WebSocketServer implements TopicHub {
       hub: this,
     });
     this.clientSet.add(ws);
-    ws.closed.then(() => this.clientSet.delete(ws));
+
     this.log.debug({ path, remote: ws.remoteAddress, protocol, extensions }, 'connection open');
 
     const handler = explicitHandler ?? route?.handler ?? noopHandler;
@@ -445,16 +450,17 @@ export class WebSocketServer implements TopicHub {
 
   private trackHandshake(socket: Duplex): void {
     if (this.handshakeTimeout <= 0) return;
-    const known = this.pendingHandshakes.has(socket);
     // null: an earlier request on this keep-alive connection finished; time this one anew.
-    if (known && this.pendingHandshakes.get(socket) !== null) return;
+    // (No 'close' listener: a timer that fires for a socket already gone does nothing,
+    // and a listener would stay attached for the connection's whole life.)
+    if (this.pendingHandshakes.has(socket) && this.pendingHandshakes.get(socket) !== null) return;
     const timer = setTimeout(() => {
+      if (socket.destroyed) return;
       this.log.debug({ handshakeTimeout: this.handshakeTimeout }, 'handshake timeout: dropping the socket');
       socket.destroy();
     }, this.handshakeTimeout);
     timer.unref();
     this.pendingHandshakes.set(socket, timer);
-    if (!known) socket.once('close', () => this.handshakeDone(socket));
   }
 
   private handshakeDone(socket: Duplex): void {
