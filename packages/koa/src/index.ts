@@ -152,8 +152,19 @@ async function upgradeWith(
     pending.socket,
     pending.head,
     (ws) => {
-      const result = run(ws);
-      return result instanceof Promise ? result.then(() => {}) : undefined;
+      // A handler error also goes to Koa's own error channel (app.on('error'), by default
+      // logged by Koa), then the core closes the connection with 1011.
+      const report = (err: unknown): never => {
+        ctx.app.emit('error', err, ctx);
+        throw err;
+      };
+      let result: unknown;
+      try {
+        result = run(ws);
+      } catch (err) {
+        report(err);
+      }
+      return result instanceof Promise ? result.then(() => {}, report) : undefined;
     },
     { ...(params ? { params } : {}), ...(routeOptions ? { route: routeOptions } : {}) },
   );

@@ -190,14 +190,28 @@ describe('@wskit/koa', () => {
     const errors: unknown[] = [];
     const logger = { debug() {}, info() {}, warn() {}, error: (o: unknown) => errors.push(o) };
     const app = koaWs(new Koa(), { logger });
+    const koaErrors: unknown[] = [];
+    app.on('error', (err: unknown) => koaErrors.push(err));
     app.ws.use(async () => {
       throw new Error('handler failed');
     });
+    const router = new Router();
+    router.get(
+      '/sync',
+      websocket(() => {
+        throw new Error('sync handler failed');
+      }),
+    );
+    app.use(router.routes());
     const { url } = await start(app);
     const ws = await open(url);
     const info = await ws.closed;
     expect(info.code).toBe(1011);
     expect(errors.length).toBeGreaterThan(0);
+    expect((koaErrors[0] as Error).message).toBe('handler failed'); // Koa's own error channel
+    const sync = await open(`${url}/sync`);
+    expect((await sync.closed).code).toBe(1011);
+    expect((koaErrors[1] as Error).message).toBe('sync handler failed');
   });
 
   it('server.close() closes every WebSocket with 1001', async () => {
