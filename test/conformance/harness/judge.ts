@@ -72,7 +72,7 @@ export function judge(c: Case, direction: Direction, peer: Peer, implInfo: Close
   const closingHandshake = implClose !== undefined && peer.peerCloseAt !== undefined && !peer.socketError;
   // Who ended TCP first.
   let tcpClosedFirst: Verdict['tcpClosedFirst'] = 'none';
-  if (peer.implEndAt !== undefined && (peer.peerEndAt === undefined || peer.implEndAt <= peer.peerEndAt)) {
+  if (peer.implEndAt !== undefined && peer.firstEnd === 'impl') {
     tcpClosedFirst = 'impl';
   } else if (peer.gaveUp) {
     tcpClosedFirst = 'timeout';

@@ -130,6 +130,11 @@ export class Peer {
   /** When our implementation's FIN (or a reset) arrived. */
   implEndAt: number | undefined;
   peerEndAt: number | undefined;
+  /**
+   * Which side ended TCP first, by the order of the events (times are rounded to 0.1 ms,
+   * and over loopback a FIN can be answered within that).
+   */
+  firstEnd: 'impl' | 'peer' | undefined;
   closedAt: number | undefined;
   socketError: string | undefined;
   /** The peer gave up waiting and destroyed the socket. */
@@ -159,11 +164,13 @@ export class Peer {
     const s = this.socket;
     s.on('data', (chunk: Buffer) => this.onData(chunk));
     s.on('end', () => {
+      this.firstEnd ??= 'impl';
       this.implEndAt ??= this.now();
       this.notify();
     });
     s.on('error', (err: NodeJS.ErrnoException) => {
       this.socketError ??= err.code ?? err.message;
+      this.firstEnd ??= 'impl';
       this.implEndAt ??= this.now();
       this.notify();
     });
@@ -415,6 +422,7 @@ export class Peer {
   /** Ends the peer's side of TCP (FIN). */
   endTcp(): void {
     if (!this.socket.writableEnded && !this.socket.destroyed) {
+      this.firstEnd ??= 'peer';
       this.peerEndAt = this.now();
       this.socket.end();
     }
@@ -424,6 +432,7 @@ export class Peer {
   giveUp(): void {
     if (this.socket.destroyed) return;
     this.gaveUp = true;
+    this.firstEnd ??= 'peer';
     this.peerEndAt ??= this.now();
     this.socket.destroy();
   }

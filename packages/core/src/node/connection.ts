@@ -54,7 +54,13 @@ export interface ConnectionInit {
   hub?: TopicHub;
 }
 
-type PendingSend = PendingData | PendingClose;
+type PendingSend = PendingData | PendingClose | PendingEncoded;
+
+/** A frame encoded once for many connections (publish), in line with the queued sends. */
+interface PendingEncoded {
+  kind: 'encoded';
+  bytes: Buffer;
+}
 
 interface PendingClose {
   kind: 'close';
@@ -537,7 +543,15 @@ export class WebSocket extends EventEmitter {
   sendEncoded(bytes: Buffer): boolean {
     if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent || this.closeRequested) return false;
     if (!this.socket.writable) return false;
-    if (this.proto.sendingFragments || this.sendsPending || this.heldFrames !== undefined) {
+    if (this.sendsPending) {
+      // Behind the sends already accepted, in order (and counted in bufferedAmount).
+      this.sendQueue ??= [];
+      this.sendQueue.push({ kind: 'encoded', bytes });
+      this.sendQueueBytes += bytes.length;
+      return true;
+    }
+    if (this.proto.sendingFragments) {
+      // RFC 6455 §5.4: not inside the open fragmented message; right after its last frame.
       this.heldFrames ??= [];
       this.heldFrames.push(bytes);
       return true;
@@ -546,9 +560,10 @@ export class WebSocket extends EventEmitter {
     return true;
   }
 
+  /** Writes the frames held during a fragmented message, once its last frame is out. */
   private releaseHeldFrames(): void {
     const held = this.heldFrames;
-    if (held === undefined || this.proto.sendingFragments || this.sendsPending) return;
+    if (held === undefined || this.proto.sendingFragments) return;
     this.heldFrames = undefined;
     if (this.proto.closeSent || this.finished || !this.socket.writable) return;
     this.writeToSocket(held).catch(noop);
@@ -612,7 +627,10 @@ export class WebSocket extends EventEmitter {
           for (const tap of this.frameTaps) {
             tap.push(frame);
             tap.wake?.();
-            if (tap.length >= FRAME_TAP_LIMIT) this.pauseReading(PauseReason.FRAMES);
+            // Once our Close is out, a slow frames() reader must not hide the peer's Close.
+            if (tap.length >= FRAME_TAP_LIMIT && this.proto.closeSent === undefined) {
+              this.pauseReading(PauseReason.FRAMES);
+            }
           }
         }
         if (frame.opcode === Opcode.CLOSE) {
@@ -716,7 +734,11 @@ export class WebSocket extends EventEmitter {
     this.deferredClose = frame;
     let done = false;
     const act = (force: boolean) => {
-      if (done || this.finished) return;
+      if (done) return;
+      if (this.finished) {
+        clearTimeout(limit); // the connection ended meanwhile: nothing to wait for
+        return;
+      }
       if (!force && this.sendsPending) {
         this.onSendsIdle = () => act(false); // pumpSends calls this when the queue empties
         return;
@@ -833,6 +855,17 @@ export class WebSocket extends EventEmitter {
           if (!this.finished && !this.proto.closeSent) {
             this.proto.close(item.code, item.reason);
             this.afterCloseSent();
+          }
+          continue;
+        }
+        if (item.kind === 'encoded') {
+          this.sendQueue?.shift();
+          this.sendQueueBytes -= item.bytes.length;
+          if (this.proto.sendingFragments) {
+            this.heldFrames ??= [];
+            this.heldFrames.push(item.bytes);
+          } else if (!this.finished && !this.proto.closeSent && this.socket.writable) {
+            this.writeToSocket([item.bytes]).catch(noop);
           }
           continue;
         }
@@ -1068,9 +1101,14 @@ export class WebSocket extends EventEmitter {
     if (this.frameTaps !== undefined) for (const tap of this.frameTaps) tap.wake?.();
     this.log.debug(info, 'connection closed');
     this.closeInfo = info;
-    this.emit('close', info.code, info.reason);
     this.resolveClosed?.(info);
     this.resolveClosed = undefined;
+    try {
+      this.emit('close', info.code, info.reason);
+    } catch (err) {
+      // A throwing 'close' listener must not escape into a socket or timer callback.
+      this.log.error({ err }, "a 'close' listener threw");
+    }
   }
 
   // ---- internals: errors ---------------------------------------------------------------

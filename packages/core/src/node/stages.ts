@@ -21,7 +21,9 @@ export interface Stage {
 const AUTO_PONG: Stage = {
   name: 'auto-pong',
   inbound(frame, ws) {
-    if (frame.opcode === Opcode.PING && ws.readyState === 1) ws.pong(frame.payload);
+    // pong() itself declines once our Close is sent; a Close still queued behind sends
+    // must not stop the answers (readyState already says CLOSING then).
+    if (frame.opcode === Opcode.PING) ws.pong(frame.payload);
     return frame;
   },
 };
@@ -108,6 +110,8 @@ export class TimerWheel<T> {
   /** The slot the Node timer is armed for; Infinity when there is no timer. */
   private timerSlot = Infinity;
   private ticking = false;
+  /** The entry whose callback is running, and whether it was cancelled or rescheduled meanwhile. */
+  private firing: { item: T; settled: boolean } | undefined;
 
   /** `onDue(item)` runs when an entry is due; true schedules it again one period after its slot. */
   constructor(period: number, onDue: (item: T) => boolean) {
@@ -124,6 +128,7 @@ export class TimerWheel<T> {
    * its earlier schedule.
    */
   schedule(item: T, delay: number = this.period): void {
+    if (this.firing !== undefined && this.firing.item === item) this.firing.settled = true;
     if (!Number.isFinite(delay)) {
       this.cancel(item);
       return;
@@ -137,6 +142,9 @@ export class TimerWheel<T> {
   }
 
   cancel(item: T): void {
+    // Cancelled from inside its own callback (e.g. the connection closed meanwhile): the
+    // callback's "again" must not bring it back.
+    if (this.firing !== undefined && this.firing.item === item) this.firing.settled = true;
     if (this.remove(item) && this.slots.size === 0) this.arm(); // the last one: clear the timer
   }
 
@@ -191,7 +199,15 @@ export class TimerWheel<T> {
         for (const item of items) {
           items.delete(item);
           if (items.size === 0) this.slots.delete(slot);
-          if (this.onDue(item)) {
+          const firing = { item, settled: false };
+          this.firing = firing;
+          let again: boolean;
+          try {
+            again = this.onDue(item);
+          } finally {
+            this.firing = undefined;
+          }
+          if (again && !firing.settled) {
             // After a long stall of the event loop, not again at once: one slot later.
             this.insert(item, Math.max(slot + this.slotsPerPeriod, current + 1));
           }
