@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import {
@@ -10,7 +9,7 @@ import {
   type TlsOptions,
 } from '@wskit/core';
 import { type Command, InvalidArgumentError } from 'commander';
-import { type CliIo, errorMessage, parseSize, write } from './util.js';
+import { type CliIo, clientTls, errorMessage, parseSize, requireWsUrl, write } from './util.js';
 
 // ---- the pluggable client ------------------------------------------------------------
 
@@ -489,12 +488,7 @@ interface BenchFlags {
  * Adds `wskit bench` to `program`. The exit code goes to `result`: 0 when every message
  * came back, 1 when there were errors, 2 for an invalid command line.
  */
-export function addBenchCommand(
-  program: Command,
-  io: CliIo,
-  result: { exitCode: number },
-  usageError: number,
-): void {
+export function addBenchCommand(program: Command, io: CliIo, result: { exitCode: number }): void {
   program
     .command('bench')
     .description(
@@ -521,24 +515,8 @@ export function addBenchCommand(
     .option('--ca <file>', 'wss://: trust this PEM CA certificate')
     .option('--json', 'print the result as one JSON object')
     .action(async (url: string, flags: BenchFlags, cmd: Command) => {
-      let parsed: URL | undefined;
-      try {
-        parsed = new URL(url);
-      } catch {
-        parsed = undefined;
-      }
-      if (parsed === undefined || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')) {
-        cmd.error(`error: expected a ws:// or wss:// URL (got "${url}")`, { exitCode: usageError });
-      }
-      const tls: TlsOptions = {};
-      if (flags.ca !== undefined) {
-        try {
-          tls.ca = readFileSync(flags.ca);
-        } catch (err) {
-          cmd.error(`error: --ca: cannot read ${flags.ca}: ${errorMessage(err)}`, { exitCode: usageError });
-        }
-      }
-      if (flags.insecure) tls.rejectUnauthorized = false;
+      requireWsUrl(cmd, url);
+      const tls = clientTls(cmd, flags);
 
       // The first signal stops sending and reports what was measured; after that the
       // default handling is back.
@@ -557,7 +535,7 @@ export function addBenchCommand(
           deflate: flags.deflate ?? false,
           ...(flags.messages !== undefined ? { messages: flags.messages } : {}),
           ...(flags.duration !== undefined ? { duration: flags.duration } : {}),
-          ...(Object.keys(tls).length > 0 ? { tls } : {}),
+          ...(tls ? { tls } : {}),
           signal: abort.signal,
         });
         if (r.connected === 0) {

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { LogLevel, TlsOptions } from '@wskit/core';
 import { Command, CommanderError, Option } from 'commander';
 import { addBenchCommand } from './bench.js';
@@ -6,6 +5,7 @@ import { runConnect } from './connect.js';
 import { runServe, type ServeHandle } from './serve.js';
 import {
   type CliIo,
+  clientTls,
   collect,
   errorMessage,
   LOG_LEVELS,
@@ -13,12 +13,14 @@ import {
   parseLogLevel,
   parsePort,
   parseSize,
+  readFlagFile,
+  requireWsUrl,
   resolveIo,
+  USAGE_ERROR,
   write,
 } from './util.js';
 
-/** Exit code of an invalid command line (unknown option, bad value, missing argument). */
-export const USAGE_ERROR = 2;
+export { USAGE_ERROR };
 
 /** Where the commands of a program report their exit code. */
 export interface ProgramResult {
@@ -75,16 +77,6 @@ export function createProgram(
     .exitOverride()
     .showHelpAfterError("(run 'wskit help <command>' for usage)");
 
-  const readFile = (cmd: Command, flag: string, file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      return cmd.error(`error: ${flag}: cannot read ${file}: ${errorMessage(err)}`, {
-        exitCode: USAGE_ERROR,
-      });
-    }
-  };
-
   program
     .command('serve')
     .description('run an echo server: every message comes back with its type (text or binary)')
@@ -126,8 +118,8 @@ export function createProgram(
       let tls: TlsOptions | undefined;
       if (flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
         tls = {
-          cert: readFile(cmd, '--tls-cert', flags.tlsCert),
-          key: readFile(cmd, '--tls-key', flags.tlsKey),
+          cert: readFlagFile(cmd, '--tls-cert', flags.tlsCert),
+          key: readFlagFile(cmd, '--tls-key', flags.tlsKey),
         };
       }
       result.exitCode = await serveUntilSignal(io, {
@@ -163,24 +155,14 @@ export function createProgram(
     .option('-k, --insecure', "wss://: don't verify the server's certificate")
     .option('--ca <file>', 'wss://: trust this PEM CA certificate')
     .action(async (url: string, flags: ConnectFlags, cmd: Command) => {
-      let parsed: URL | undefined;
-      try {
-        parsed = new URL(url);
-      } catch {
-        parsed = undefined;
-      }
-      if (parsed === undefined || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')) {
-        cmd.error(`error: expected a ws:// or wss:// URL (got "${url}")`, { exitCode: USAGE_ERROR });
-      }
+      requireWsUrl(cmd, url);
       let headers: Record<string, string> | undefined;
       for (const [name, value] of flags.header ?? []) {
         headers ??= {};
         const key = Object.keys(headers).find((k) => k.toLowerCase() === name.toLowerCase()) ?? name;
         headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
       }
-      const tls: TlsOptions = {};
-      if (flags.ca !== undefined) tls.ca = readFile(cmd, '--ca', flags.ca);
-      if (flags.insecure) tls.rejectUnauthorized = false;
+      const tls = clientTls(cmd, flags);
 
       // The first signal closes with 1000 like the end of stdin; after that the default
       // handling is back, so a second Ctrl-C ends the process at once.
@@ -199,7 +181,7 @@ export function createProgram(
           ...(flags.deflate ? { deflate: true } : {}),
           ...(flags.maxMessageSize !== undefined ? { maxMessageSize: flags.maxMessageSize } : {}),
           ...(flags.maxFrameSize !== undefined ? { maxFrameSize: flags.maxFrameSize } : {}),
-          ...(Object.keys(tls).length > 0 ? { tls } : {}),
+          ...(tls ? { tls } : {}),
           stdin: io.stdin,
           stdout: io.stdout,
           stderr: io.stderr,
@@ -210,7 +192,7 @@ export function createProgram(
       }
     });
 
-  addBenchCommand(program, io, result, USAGE_ERROR);
+  addBenchCommand(program, io, result);
 
   return program;
 }

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { describeCloseCode, type Logger, type LogLevel } from '@wskit/core';
-import { InvalidArgumentError } from 'commander';
+import { describeCloseCode, type Logger, type LogLevel, type TlsOptions } from '@wskit/core';
+import { type Command, InvalidArgumentError } from 'commander';
 
 /** Where a command reads and writes; the process's streams and signals by default. */
 export interface CliIo {
@@ -190,4 +191,38 @@ export function streamLogger(stream: Writable): Logger {
       stream.write(`wskit [${level}] ${text}${fields}\n`);
     };
   return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
+}
+
+/** Exit code for a bad command line. */
+export const USAGE_ERROR = 2;
+
+/** Reads the file a flag names, or stops with a usage error that names the flag. */
+export function readFlagFile(cmd: Command, flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    return cmd.error(`error: ${flag}: cannot read ${file}: ${errorMessage(err)}`, { exitCode: USAGE_ERROR });
+  }
+}
+
+/** The URL argument of `connect` and `bench`: ws: or wss:, else a usage error. */
+export function requireWsUrl(cmd: Command, url: string): URL {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')) {
+    return cmd.error(`error: expected a ws:// or wss:// URL (got "${url}")`, { exitCode: USAGE_ERROR });
+  }
+  return parsed;
+}
+
+/** Client TLS options from `--ca FILE` and `--insecure`, or undefined when neither is given. */
+export function clientTls(cmd: Command, flags: { ca?: string; insecure?: boolean }): TlsOptions | undefined {
+  const tls: TlsOptions = {};
+  if (flags.ca !== undefined) tls.ca = readFlagFile(cmd, '--ca', flags.ca);
+  if (flags.insecure) tls.rejectUnauthorized = false;
+  return Object.keys(tls).length > 0 ? tls : undefined;
 }
