@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WebSocketError } from '../src/protocol/errors.js';
+import { InvalidStateError, WebSocketError } from '../src/protocol/errors.js';
 import { type Frame, Opcode } from '../src/protocol/frame.js';
 import { Protocol, type ProtocolEvent, type ProtocolOptions, ReadyState } from '../src/protocol/protocol.js';
 import { closeCodeOf, encode, feed, hex, mkFrame, outputFrames } from './helpers.js';
@@ -464,7 +464,7 @@ describe.each(SIDES)('Protocol (%s): closing handshake', (side) => {
     expect(feed(p, hex('ff ff ff ff'))).toEqual([]); // not even garbage fails it
     expect(p.failure).toBeUndefined();
     expect(outputFrames(p).map((f) => f.opcode)).toEqual([Opcode.CLOSE]);
-    expect(() => p.send(Opcode.TEXT, Buffer.from('x'))).toThrow(WebSocketError);
+    expect(() => p.send(Opcode.TEXT, Buffer.from('x'))).toThrow(InvalidStateError);
   });
 
   it('after we sent Close: send/ping/pong throw, data is still delivered until the peer Close', () => {
@@ -675,7 +675,7 @@ describe.each(SIDES)('Protocol (%s): outgoing frames', (side) => {
       [Opcode.CLOSE, side === 'client'],
     ]);
     expect(() => p.sendFrame(mkFrame(Opcode.CLOSE, ''))).toThrow(WebSocketError);
-    expect(() => p.sendFrame(mkFrame(Opcode.TEXT, 'x'))).toThrow(WebSocketError);
+    expect(() => p.sendFrame(mkFrame(Opcode.TEXT, 'x'))).toThrow(InvalidStateError);
   });
 });
 

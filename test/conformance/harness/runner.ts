@@ -88,6 +88,8 @@ function implOptions(c: Case) {
     closeTimeout: o.closeTimeout ?? 2000,
     maxFrameSize: o.maxFrameSize ?? DEFAULT_LIMIT,
     maxMessageSize: o.maxMessageSize ?? DEFAULT_LIMIT,
+    // Family 9 sends 4 MiB in 64-byte fragments: 65536 frames.
+    maxFragments: o.maxFragments ?? 1 << 20,
     maxBufferedAmount: o.maxBufferedAmount ?? 4 * DEFAULT_LIMIT,
   };
 }

@@ -72,6 +72,7 @@ export interface DeflateSetup {
 export interface CaseOptions {
   maxFrameSize?: number;
   maxMessageSize?: number;
+  maxFragments?: number;
   maxBufferedAmount?: number;
   closeTimeout?: number;
   deflate?: DeflateSetup;

@@ -16,6 +16,22 @@ export class WebSocketError extends Error {
   }
 }
 
+/**
+ * An operation that needs an open connection (send, ping) was called on one that is
+ * closing or closed. It carries no close code: the connection's own close code is in
+ * its 'close' event and `closed` promise.
+ */
+export class InvalidStateError extends Error {
+  override name = 'InvalidStateError';
+  /** The connection's readyState when the call was made (2 CLOSING, 3 CLOSED). */
+  readonly readyState: number;
+
+  constructor(message: string, readyState: number) {
+    super(message);
+    this.readyState = readyState;
+  }
+}
+
 export const protocolError = (message: string) => new WebSocketError(CloseCode.PROTOCOL_ERROR, message);
 export const invalidPayload = (message: string) =>
   new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, message);

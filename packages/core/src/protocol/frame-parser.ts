@@ -56,7 +56,12 @@ export class FrameParser {
   private header: FrameHeader | null = null;
   /** The masking key of the current frame (RFC 6455 §5.3) as an int32: no buffer per parser. */
   private maskKey = 0;
-  private payload: Buffer = EMPTY;
+  /**
+   * The pieces of that payload received so far, unmasked. Memory follows the bytes that
+   * actually arrived, not the length the header announced: a peer that sends only a
+   * header costs the header.
+   */
+  private pieces: Buffer[] = NO_CHUNKS;
   private received = 0;
   private failed = false;
 
@@ -101,7 +106,7 @@ export class FrameParser {
     this.chunks = NO_CHUNKS;
     this.buffered = 0;
     this.header = null;
-    this.payload = EMPTY;
+    this.pieces = NO_CHUNKS;
     this.received = 0;
   }
 
@@ -115,28 +120,28 @@ export class FrameParser {
         if (header.masked && payload.length > 0) applyMask(payload, maskBytes(this.maskKey));
         return toFrame(header, payload);
       }
-      // The payload spans several reads: collect it into one buffer, unmasking each
-      // piece as it arrives, so partial content can be inspected (UTF-8 fail-fast).
+      // The payload spans several reads: keep its pieces as they arrive (unmasked in
+      // place, so partial content can be inspected for UTF-8 fail-fast) and join them
+      // once the last one is here.
       this.header = header;
-      this.payload = Buffer.allocUnsafe(header.length);
+      this.pieces = [];
       this.received = 0;
     }
     while (this.buffered > 0 && this.received < header.length) {
-      const first = this.chunks[0]!;
-      const n = Math.min(first.length, header.length - this.received);
-      const piece = this.payload.subarray(this.received, this.received + n);
-      first.copy(piece, 0, 0, n);
-      this.dropFront(n);
+      const n = Math.min(this.chunks[0]!.length, header.length - this.received);
+      const piece = this.takeFront(n);
       if (header.masked) applyMask(piece, maskBytes(this.maskKey), this.received);
+      this.pieces.push(piece);
       this.received += n;
       if (this.received < header.length) this.partialPayload(piece, header);
     }
     if (this.received < header.length) return null;
-    const frame = toFrame(header, this.payload);
+    const pieces = this.pieces;
+    const payload = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, header.length);
     this.header = null;
-    this.payload = EMPTY;
+    this.pieces = NO_CHUNKS;
     this.received = 0;
-    return frame;
+    return toFrame(header, payload);
   }
 
   private readHeader(): FrameHeader | null {
@@ -232,6 +237,18 @@ export class FrameParser {
         n = 0;
       }
     }
+  }
+
+  /**
+   * Removes and returns the first `n` bytes of the first chunk (n <= its length). A view
+   * when it is only part of the chunk and small against it would keep the whole chunk
+   * alive: then it is copied.
+   */
+  private takeFront(n: number): Buffer {
+    const first = this.chunks[0]!;
+    const view = n === first.length ? first : first.subarray(0, n);
+    this.dropFront(n);
+    return n * 2 < first.length ? Buffer.from(view) : view;
   }
 
   /** Removes and returns `n` buffered bytes: a view when they sit in one chunk. */

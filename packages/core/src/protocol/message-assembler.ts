@@ -3,6 +3,12 @@ import { type DataOpcode, type Frame, Opcode, Rsv } from './frame.js';
 import type { FrameHeader } from './frame-parser.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 
+/** Default maxFragments: frames per message (ws's server allows 16384 as well). */
+export const DEFAULT_MAX_FRAGMENTS = 16384;
+/** Pieces smaller than this are copied together into blocks (see appendPiece). */
+const MIN_KEPT_PIECE = 1024;
+const BLOCK_SIZE = 16 * 1024;
+
 export type AssemblyResult =
   | { type: 'message'; opcode: DataOpcode; data: Buffer }
   | { type: 'inflate'; data: Buffer; fin: boolean }
@@ -17,18 +23,29 @@ export type AssemblyResult =
  */
 export class MessageAssembler {
   maxMessageSize: number;
+  /** Frames one message may span; one more fails with 1009 from its header. */
+  maxFragments: number;
   /** Opcode of the message being assembled, 0 when between messages. */
   private opcode: 0 | DataOpcode = 0;
   private compressed = false;
   private size = 0;
+  /** Frames of the message being assembled so far. */
+  private fragments = 0;
   /** The pieces of the message being assembled (created by its first piece). */
   private parts: Buffer[] | undefined;
+  /**
+   * Where small pieces are copied together (see appendPiece): a block and how much of it
+   * is used. Its used part is the last entry of `parts`.
+   */
+  private block: Buffer | undefined;
+  private blockUsed = 0;
   /** Validates a text message split across frames (created for the first one). */
   private utf8: Utf8Validator | undefined;
   private lookahead: Utf8Validator | null = null;
 
-  constructor(maxMessageSize: number) {
+  constructor(maxMessageSize: number, maxFragments = DEFAULT_MAX_FRAGMENTS) {
     this.maxMessageSize = maxMessageSize;
+    this.maxFragments = maxFragments;
   }
 
   get inMessage(): boolean {
@@ -40,6 +57,9 @@ export class MessageAssembler {
     this.lookahead = null;
     if (h.opcode & 0x8) return;
     this.checkSequence(h.opcode);
+    if (h.opcode === 0 && this.fragments >= this.maxFragments) {
+      throw tooBig(`Message in more than ${this.maxFragments} fragments (maxFragments)`);
+    }
     const compressed = h.opcode === 0 ? this.compressed : (h.rsv & Rsv.RSV1) !== 0;
     const size = h.opcode === 0 ? this.size : 0;
     if (!compressed && size + h.length > this.maxMessageSize) {
@@ -67,6 +87,7 @@ export class MessageAssembler {
       this.opcode = opcode as DataOpcode;
       this.compressed = (frame.rsv & Rsv.RSV1) !== 0;
       this.size = 0;
+      this.fragments = 0;
       // Fast path: an uncompressed message in a single frame.
       if (frame.fin && !this.compressed) {
         this.opcode = 0;
@@ -77,6 +98,7 @@ export class MessageAssembler {
       }
       this.validator().reset();
     }
+    this.fragments++;
     if (this.compressed) return { type: 'inflate', data: payload, fin: frame.fin };
     return this.append(payload, frame.fin);
   }
@@ -99,11 +121,7 @@ export class MessageAssembler {
       this.discard();
       throw invalidPayload('Invalid UTF-8 in text message');
     }
-    if (chunk.length > 0) {
-      this.parts ??= [];
-      this.parts.push(chunk);
-      this.size += chunk.length;
-    }
+    if (chunk.length > 0) this.appendPiece(chunk);
     if (!fin) return null;
     const opcode = this.opcode as DataOpcode;
     if (opcode === Opcode.TEXT && !this.validator().end()) {
@@ -111,9 +129,44 @@ export class MessageAssembler {
       throw invalidPayload('Text message ends inside a UTF-8 sequence');
     }
     const parts = this.parts ?? [];
-    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.size);
+    let data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.size);
+    // A short message copied into a block gives the block back.
+    if (this.block !== undefined && data.buffer === this.block.buffer && data.length * 2 < this.block.length)
+      data = Buffer.from(data);
     this.discard();
     return { type: 'message', opcode, data };
+  }
+
+  /**
+   * Keeps a piece of the message. A piece that is small, or a small view of a larger
+   * buffer (a frame inside a socket read), is copied into a block shared with its
+   * neighbours: kept as is, a million 1-byte fragments would cost a Buffer object each,
+   * and a 1-byte view can pin a 64 KiB read. So a message costs at most about twice
+   * its size, however it was fragmented.
+   */
+  private appendPiece(chunk: Buffer): void {
+    this.parts ??= [];
+    const parts = this.parts;
+    this.size += chunk.length;
+    if (chunk.length >= MIN_KEPT_PIECE && chunk.length * 2 >= chunk.buffer.byteLength) {
+      parts.push(chunk);
+      this.block = undefined;
+      return;
+    }
+    const block = this.block;
+    if (block !== undefined && this.blockUsed + chunk.length <= block.length) {
+      chunk.copy(block, this.blockUsed);
+      this.blockUsed += chunk.length;
+      parts[parts.length - 1] = block.subarray(0, this.blockUsed);
+      return;
+    }
+    // A new block, never larger than the room left in the message (checked before).
+    const room = this.maxMessageSize - (this.size - chunk.length);
+    const next = Buffer.allocUnsafeSlow(Math.max(chunk.length, Math.min(BLOCK_SIZE, room)));
+    chunk.copy(next, 0);
+    this.block = next;
+    this.blockUsed = chunk.length;
+    parts.push(next.subarray(0, chunk.length));
   }
 
   private checkSequence(opcode: number): void {
@@ -135,7 +188,10 @@ export class MessageAssembler {
     this.opcode = 0;
     this.compressed = false;
     this.size = 0;
+    this.fragments = 0;
     this.parts = undefined;
+    this.block = undefined;
+    this.blockUsed = 0;
   }
 
   private validator(): Utf8Validator {

@@ -1,10 +1,10 @@
-import { CloseCode } from './close-codes.js';
+import { CloseCode, isValidWireCloseCode } from './close-codes.js';
 import { buildClosePayload, parseClosePayload, truncateUtf8 } from './close-frame.js';
-import { WebSocketError } from './errors.js';
+import { InvalidStateError, WebSocketError } from './errors.js';
 import { type DataOpcode, type Frame, isControlOpcode, Opcode, Rsv } from './frame.js';
 import { type FrameHeader, FrameParser, type FrameParserOptions } from './frame-parser.js';
 import { encodeFrame } from './frame-writer.js';
-import { MessageAssembler } from './message-assembler.js';
+import { DEFAULT_MAX_FRAGMENTS, MessageAssembler } from './message-assembler.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
@@ -17,8 +17,16 @@ export interface ProtocolOptions {
   maxFrameSize?: number;
   /** Default 1 MiB; for compressed messages, counted after inflation. */
   maxMessageSize?: number;
+  /** Frames one message may span. Default 16384; one more fails with 1009. */
+  maxFragments?: number;
   /** permessage-deflate was negotiated: RSV1 marks compressed messages. */
   compression?: boolean;
+  /**
+   * When the peer breaks the protocol, hold our Close until releaseClose(), so that
+   * replies to the messages received before the violation can go out first. Default
+   * false: the Close is queued at once.
+   */
+  holdCloseOnFailure?: boolean;
 }
 
 export type ProtocolEvent =
@@ -69,13 +77,20 @@ export class Protocol {
   private output: Buffer[] = [];
   private events: ProtocolEvent[] = [];
   private inflating = false;
+  private readonly holdCloseOnFailure: boolean;
+  /** The Close that fail() holds until releaseClose(). */
+  private heldClose: { code: number; reason: string } | undefined;
   /** Opcode of the outgoing fragmented message in progress, 0 when none. */
   private outgoingOpcode: 0 | DataOpcode = 0;
 
   constructor(options: ProtocolOptions) {
     this.side = options.side;
     this.compression = options.compression ?? false;
-    this.assembler = new MessageAssembler(options.maxMessageSize ?? DEFAULT_MAX_SIZE);
+    this.holdCloseOnFailure = options.holdCloseOnFailure ?? false;
+    this.assembler = new MessageAssembler(
+      options.maxMessageSize ?? DEFAULT_MAX_SIZE,
+      options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+    );
     this.parser = new AssemblingParser(
       {
         side: options.side,
@@ -102,7 +117,7 @@ export class Protocol {
 
   /** Should the transport close the TCP connection now? RFC 6455 §7.1.1: the server closes first. */
   get shouldCloseTransport(): boolean {
-    if (this.failure !== undefined) return true;
+    if (this.failure !== undefined) return this.heldClose === undefined;
     return this.side === 'server' && this.closeSent !== undefined && this.closeReceived !== undefined;
   }
 
@@ -122,7 +137,7 @@ export class Protocol {
     try {
       return this.parser.next();
     } catch (err) {
-      this.fail(asWebSocketError(err));
+      this.failReceived(asWebSocketError(err));
       return null;
     }
   }
@@ -134,7 +149,7 @@ export class Protocol {
       if (isControlOpcode(frame.opcode)) this.receiveControl(frame);
       else this.emitAssembly(this.assembler.pushFrame(frame));
     } catch (err) {
-      this.fail(asWebSocketError(err));
+      this.failReceived(asWebSocketError(err));
     }
   }
 
@@ -148,19 +163,20 @@ export class Protocol {
     try {
       this.emitAssembly(this.assembler.pushInflated(chunk, last && fin));
     } catch (err) {
-      this.fail(asWebSocketError(err));
+      this.failReceived(asWebSocketError(err));
     }
   }
 
   /** The transport reports a failure of inflation (invalid deflate data: 1007). */
   inflateFailed(message: string): void {
     this.inflating = false;
-    this.fail(new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, message));
+    this.failReceived(new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, message));
   }
 
   /** The transport is gone (EOF, reset or destroyed). */
   connectionLost(): void {
     this.state = ReadyState.CLOSED;
+    this.heldClose = undefined;
     this.inflating = false;
     this.parser.discard(); // nothing received is processed after the connection is gone
   }
@@ -226,6 +242,7 @@ export class Protocol {
     const payload = buildClosePayload(code, reason);
     this.writeFrame({ fin: true, rsv: 0, opcode: Opcode.CLOSE, masked: this.side === 'client', payload });
     this.closeSent = { code: code ?? CloseCode.NO_STATUS_RCVD, reason };
+    this.heldClose = undefined;
     this.state = ReadyState.CLOSING;
   }
 
@@ -240,6 +257,7 @@ export class Protocol {
       const parsed = frame.payload.length === 0 ? undefined : parseClosePayload(frame.payload);
       this.writeFrame({ ...frame, masked: this.side === 'client' });
       this.closeSent = parsed ?? { code: CloseCode.NO_STATUS_RCVD, reason: '' };
+      this.heldClose = undefined;
       this.state = ReadyState.CLOSING;
       return;
     }
@@ -254,20 +272,45 @@ export class Protocol {
     return out;
   }
 
-  /** Fails the connection (RFC 6455 §7.1.7): queues a Close with the error's code. */
-  fail(error: WebSocketError): void {
+  /**
+   * Fails the connection (RFC 6455 §7.1.7): queues a Close with the error's code, or
+   * holds it until releaseClose() with `holdClose` (the peer broke a rule that the
+   * transport checks, like a rate limit). Never throws: a code that may not be sent
+   * (1004-1006, 1015, 2000, 5000, ...) goes out as 1011.
+   */
+  fail(error: WebSocketError, options: { holdClose?: boolean } = {}): void {
+    this.failWith(error, options.holdClose ?? false);
+  }
+
+  /** The peer broke the protocol: fail, holding our Close if holdCloseOnFailure says so. */
+  private failReceived(error: WebSocketError): void {
+    this.failWith(error, this.holdCloseOnFailure);
+  }
+
+  private failWith(error: WebSocketError, hold: boolean): void {
     if (this.failure !== undefined) return;
     this.failure = error;
     this.inflating = false;
     this.parser.discard(); // nothing more is read from a failed connection
     this.events.push({ type: 'error', error });
-    if (this.closeSent === undefined && this.state !== ReadyState.CLOSED) {
-      const code =
-        error.code >= 1000 && error.code !== 1005 && error.code !== 1006 && error.code !== 1015
-          ? error.code
-          : 1002;
-      this.close(code, truncateUtf8(error.message));
-    }
+    if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) return;
+    const code = isValidWireCloseCode(error.code) ? error.code : CloseCode.INTERNAL_SERVER_ERROR;
+    const close = { code, reason: truncateUtf8(error.message) };
+    if (hold) this.heldClose = close;
+    else this.close(close.code, close.reason);
+  }
+
+  /** Is our Close held after a failure (see holdCloseOnFailure)? */
+  get closeHeld(): boolean {
+    return this.heldClose !== undefined;
+  }
+
+  /** Queues the Close that fail() held back. */
+  releaseClose(): void {
+    const held = this.heldClose;
+    if (held === undefined) return;
+    this.heldClose = undefined;
+    if (this.closeSent === undefined && this.state !== ReadyState.CLOSED) this.close(held.code, held.reason);
   }
 
   // ---- internals -----------------------------------------------------------------------
@@ -305,7 +348,10 @@ export class Protocol {
 
   private assertCanSend(): void {
     if (this.closeSent !== undefined || this.state !== ReadyState.OPEN) {
-      throw new WebSocketError(CloseCode.NO_STATUS_RCVD, 'The connection is closing or closed');
+      throw new InvalidStateError(
+        'The connection is closing or closed',
+        this.state === ReadyState.OPEN ? ReadyState.CLOSING : this.state,
+      );
     }
   }
 
