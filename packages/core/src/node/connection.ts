@@ -3,13 +3,14 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close-codes.js';
 import { buildClosePayload } from '../protocol/close-frame.js';
-import { WebSocketError } from '../protocol/errors.js';
+import { InvalidStateError, WebSocketError } from '../protocol/errors.js';
 import { type DataOpcode, type Frame, Opcode } from '../protocol/frame.js';
 import { Protocol, type ProtocolEvent, ReadyState, type Side } from '../protocol/protocol.js';
 import type { MessageCompressor } from './compressor.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Message } from './message.js';
 import type { ResolvedConnectionOptions } from './options.js';
+import { RateLimiter } from './rate-limit.js';
 import { autoPing, autoPong, type Stage, TimerWheel } from './stages.js';
 
 export type Data = string | ArrayBufferView | ArrayBuffer;
@@ -118,7 +119,24 @@ const kConnection = Symbol('wskit.connection');
 type OwnedSocket = Duplex & { [kConnection]: WebSocket };
 
 const notOpen = (state: number) =>
-  new WebSocketError(CloseCode.NO_STATUS_RCVD, `WebSocket is not open (readyState ${state})`);
+  new InvalidStateError(`WebSocket is not open (readyState ${state})`, state);
+
+/**
+ * A rejected promise that nobody has to await: `void ws.send(x)` on a closed connection
+ * must not end the process with an unhandled rejection, while `await ws.send(x)` still
+ * throws.
+ */
+function rejected<T>(err: unknown): Promise<T> {
+  const p = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  p.catch(noop);
+  return p as Promise<T>;
+}
+
+/** `p`, with its rejection (if any) counted as handled: see rejected(). */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(noop);
+  return p;
+}
 
 /**
  * A WebSocket connection on a Node socket, either side. This is the I/O half: it moves
@@ -163,7 +181,8 @@ export class WebSocket extends EventEmitter {
   private processing = false;
 
   private sendQueue: PendingSend[] | undefined;
-  private sendQueueBytes = 0;
+  /** Bytes waiting in sendQueue and heldFrames (not yet handed to the socket). */
+  private queuedBytes = 0;
   private sending = false;
   /** The outgoing fragmented message that send() calls are continuing, if any. */
   private outgoingMessage: { opcode: DataOpcode; compress: boolean } | undefined;
@@ -172,9 +191,25 @@ export class WebSocket extends EventEmitter {
   /** Pings awaiting their Pong, by payload; undefined when none is pending. */
   private pendingPings: Map<string, PendingPing> | undefined;
   private pingCounter = 0;
+  /** Pongs handed to the socket and not flushed yet. */
+  private pongsUnsent = 0;
+  /** A Pong was written in this tick (the socket is corked until the tick ends). */
+  private pongThisTick = false;
+  /** The Pong owed for the latest Ping while an earlier one is unsent (RFC 6455 §5.5.3). */
+  private owedPong: Buffer | undefined;
+  /** The inbound message rate limit, if configured. */
+  private readonly rateLimiter: RateLimiter | undefined;
+  /** An ordered consumer took a message and has not asked for the next one yet. */
+  private consumerHolding = false;
+  /** consume() handlers still running. */
+  private busyHandlers = 0;
 
   private lastActivity = Date.now();
   private closeTimer: NodeJS.Timeout | undefined;
+  /** Bounds the wait of a held Close (closeWhenSettled); set while one is held. */
+  private settleTimer: NodeJS.Timeout | undefined;
+  /** A checkSettled() turn is scheduled. */
+  private settleCheck = false;
   /** `closed`, created on first access (many connections never ask for it). */
   private closedPromise: Promise<CloseInfo> | undefined;
   private resolveClosed: ((info: CloseInfo) => void) | undefined;
@@ -217,8 +252,12 @@ export class WebSocket extends EventEmitter {
       side: init.side,
       maxFrameSize: this.opts.maxFrameSize,
       maxMessageSize: this.opts.maxMessageSize,
+      maxFragments: this.opts.maxFragments,
       compression: init.compressor !== undefined,
+      // Replies to the messages received before a violation go out before our Close.
+      holdCloseOnFailure: true,
     });
+    if (this.opts.rateLimit !== undefined) this.rateLimiter = new RateLimiter(this.opts.rateLimit);
 
     const socket = this.socket as Socket & OwnedSocket;
     if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
@@ -266,9 +305,13 @@ export class WebSocket extends EventEmitter {
     return this.closedPromise;
   }
 
-  /** Bytes accepted by send() but not yet written to the network. */
+  /**
+   * Bytes queued for the peer and not yet written to the network: data, control frames
+   * and published frames, wherever they wait (the socket, the send queue, or behind an
+   * open fragmented message).
+   */
   get bufferedAmount(): number {
-    return this.socket.writableLength + this.sendQueueBytes;
+    return this.socket.writableLength + this.queuedBytes;
   }
 
   /** Topics this connection is subscribed to (server side). */
@@ -291,13 +334,13 @@ export class WebSocket extends EventEmitter {
    */
   send(data: Data, options: SendOptions = {}): Promise<void> {
     if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent || this.closeRequested) {
-      return Promise.reject(notOpen(this.readyState));
+      return rejected(notOpen(this.readyState));
     }
     let payload: Buffer;
     try {
       payload = toPayload(data);
     } catch (err) {
-      return Promise.reject(err);
+      return rejected(err);
     }
     const binary = options.binary ?? typeof data !== 'string';
     const opcode: DataOpcode = binary ? Opcode.BINARY : Opcode.TEXT;
@@ -306,7 +349,7 @@ export class WebSocket extends EventEmitter {
     // the choice made for its first fragment (which may still be waiting in the queue).
     const open = this.outgoingMessage;
     if (open !== undefined && open.opcode !== opcode) {
-      return Promise.reject(
+      return rejected(
         new TypeError(
           'A fragmented message is in progress: finish it (fin: true) before sending another type',
         ),
@@ -324,24 +367,27 @@ export class WebSocket extends EventEmitter {
       try {
         this.proto.send(opcode, payload, { fin });
       } catch (err) {
-        return Promise.reject(err);
+        return rejected(err);
       }
       const written = this.flush();
       if (fin) this.releaseHeldFrames();
       return written;
     }
-    return new Promise<void>((resolve, reject) => {
-      this.sendQueue ??= [];
-      this.sendQueue.push({ kind: 'data', opcode, payload, fin, compress, resolve, reject });
-      this.sendQueueBytes += payload.length;
-      if (!this.sending) void this.pumpSends();
-    });
+    return quiet(
+      new Promise<void>((resolve, reject) => {
+        this.sendQueue ??= [];
+        this.sendQueue.push({ kind: 'data', opcode, payload, fin, compress, resolve, reject });
+        this.queuedBytes += payload.length;
+        this.checkBackpressure();
+        if (!this.sending) void this.pumpSends();
+      }),
+    );
   }
 
   /** Sends a Ping; resolves with the round-trip time in ms when its Pong arrives. */
   ping(data?: Data): Promise<number> {
     if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent) {
-      return Promise.reject(notOpen(this.proto.state));
+      return rejected(notOpen(this.proto.state));
     }
     let payload: Buffer;
     if (data === undefined) {
@@ -352,24 +398,50 @@ export class WebSocket extends EventEmitter {
     }
     const key = payload.toString('latin1');
     if (this.pendingPings?.has(key))
-      return Promise.reject(new Error('A ping with this payload is already pending'));
+      return rejected(new Error('A ping with this payload is already pending'));
     try {
       this.proto.ping(payload);
     } catch (err) {
-      return Promise.reject(err);
+      return rejected(err);
     }
-    return new Promise<number>((resolve, reject) => {
-      this.pendingPings ??= new Map();
-      this.pendingPings.set(key, { start: performance.now(), resolve, reject });
-      this.flushQuietly();
-    });
+    return quiet(
+      new Promise<number>((resolve, reject) => {
+        this.pendingPings ??= new Map();
+        this.pendingPings.set(key, { start: performance.now(), resolve, reject });
+        this.flushQuietly();
+      }),
+    );
   }
 
-  /** Sends an unsolicited Pong (a unidirectional heartbeat, RFC 6455 §5.5.3). */
+  /**
+   * Sends a Pong (auto-pong answers each Ping with one; alone it is a unidirectional
+   * heartbeat). While an earlier Pong still waits in the socket's buffer, only the latest
+   * one is kept and sent when that one is flushed (RFC 6455 §5.5.3 allows answering only
+   * the most recent Ping): a peer that floods pings and never reads can't grow our
+   * buffers.
+   */
   pong(data: Data = EMPTY): void {
     if (this.proto.state !== ReadyState.OPEN || this.proto.closeSent) return;
-    this.proto.pong(toPayload(data));
-    this.flushQuietly();
+    const payload = toPayload(data);
+    // Pongs of one tick leave together; a Pong from an earlier tick still unsent means
+    // the peer is not reading: from then on only the latest one is kept.
+    if (this.pongsUnsent > 0 && !this.pongThisTick) {
+      this.owedPong = payload;
+      return;
+    }
+    this.proto.pong(payload);
+    const out = this.proto.takeOutput();
+    if (out.length === 0) return; // an outbound stage dropped it
+    this.pongsUnsent++;
+    this.writeToSocket(out, () => this.pongFlushed()).catch(noop);
+    this.pongThisTick = true;
+  }
+
+  private pongFlushed(): void {
+    if (--this.pongsUnsent > 0) return;
+    const owed = this.owedPong;
+    this.owedPong = undefined;
+    if (owed !== undefined && !this.finished) this.pong(owed);
   }
 
   /**
@@ -390,7 +462,7 @@ export class WebSocket extends EventEmitter {
         this.afterCloseSent();
       }
     } catch (err) {
-      return Promise.reject(err);
+      return rejected(err);
     }
     return this.closed;
   }
@@ -405,12 +477,17 @@ export class WebSocket extends EventEmitter {
 
   /** The next message in order; null once the connection is closing and no message is left. */
   receive(): Promise<Message | null> {
+    this.consumerHolding = false; // the consumer is done with what it had
     const msg = this.inbox.shift();
     if (msg !== undefined) {
+      this.consumerHolding = true;
       this.afterInboxShift();
       return Promise.resolve(msg);
     }
-    if (this.finished || this.proto.closeReceived || this.proto.failure) return Promise.resolve(null);
+    if (this.finished || this.proto.closeReceived || this.proto.failure) {
+      this.checkSettled();
+      return Promise.resolve(null);
+    }
     return new Promise((resolve) => {
       this.waiters ??= [];
       this.waiters.push(resolve);
@@ -439,13 +516,18 @@ export class WebSocket extends EventEmitter {
     for (;;) {
       const msg = await this.receive();
       if (msg === null) break;
+      this.busyHandlers++;
       const task: Promise<void> = Promise.resolve()
         .then(() => handler(msg, this))
         .then(
           () => {},
           (err: unknown) => this.handlerFailed(err),
         )
-        .finally(() => inflight.delete(task));
+        .finally(() => {
+          inflight.delete(task);
+          this.busyHandlers--;
+          this.checkSettled();
+        });
       inflight.add(task);
       if (inflight.size >= limit) await Promise.race(inflight);
     }
@@ -459,7 +541,7 @@ export class WebSocket extends EventEmitter {
     try {
       this.proto.sendFrame(frame);
     } catch (err) {
-      return Promise.reject(err);
+      return rejected(err);
     }
     if (frame.opcode === Opcode.CLOSE) this.afterCloseSent();
     return this.flush();
@@ -547,25 +629,37 @@ export class WebSocket extends EventEmitter {
       // Behind the sends already accepted, in order (and counted in bufferedAmount).
       this.sendQueue ??= [];
       this.sendQueue.push({ kind: 'encoded', bytes });
-      this.sendQueueBytes += bytes.length;
+      this.queuedBytes += bytes.length;
+      this.checkBackpressure();
       return true;
     }
     if (this.proto.sendingFragments) {
-      // RFC 6455 §5.4: not inside the open fragmented message; right after its last frame.
-      this.heldFrames ??= [];
-      this.heldFrames.push(bytes);
+      this.holdFrame(bytes);
       return true;
     }
     this.writeToSocket([bytes]).catch(noop);
     return true;
   }
 
+  /**
+   * RFC 6455 §5.4: a published frame can't go inside the open fragmented message; it
+   * waits for its last frame, and counts against maxBufferedAmount meanwhile.
+   */
+  private holdFrame(bytes: Buffer): void {
+    this.heldFrames ??= [];
+    this.heldFrames.push(bytes);
+    this.queuedBytes += bytes.length;
+    this.checkBackpressure();
+  }
+
   /** Writes the frames held during a fragmented message, once its last frame is out. */
   private releaseHeldFrames(): void {
     const held = this.heldFrames;
-    if (held === undefined || this.proto.sendingFragments) return;
+    if (held === undefined) return;
+    if (this.proto.sendingFragments && !this.proto.closeSent && !this.finished) return;
     this.heldFrames = undefined;
-    if (this.proto.closeSent || this.finished || !this.socket.writable) return;
+    for (const b of held) this.queuedBytes -= b.length;
+    if (this.proto.closeSent || this.finished || !this.socket.writable) return; // never to be sent
     this.writeToSocket(held).catch(noop);
   }
 
@@ -664,9 +758,12 @@ export class WebSocket extends EventEmitter {
 
   private handleEvent(event: ProtocolEvent): void {
     switch (event.type) {
-      case 'message':
-        this.deliver(new Message(event.opcode === Opcode.TEXT ? 'text' : 'binary', event.data));
+      case 'message': {
+        const msg = new Message(event.opcode === Opcode.TEXT ? 'text' : 'binary', event.data);
+        if (this.rateLimiter !== undefined && !this.withinRateLimit(msg)) return;
+        this.deliver(msg);
         return;
+      }
       case 'inflate':
         this.inflate(event.data, event.fin);
         return;
@@ -686,7 +783,9 @@ export class WebSocket extends EventEmitter {
         this.log.debug({ code: err.code, err: err.message }, 'protocol error from peer');
         if (this.opts.propagateCommonErrors) this.emitError(err);
         this.wakeWaiters();
-        this.armCloseTimer();
+        // A held Close: closeWhenSettled bounds the wait, and the close timer starts once it is out.
+        if (this.proto.closeHeld) this.closeWhenSettled();
+        else this.armCloseTimer();
         return;
       }
     }
@@ -756,6 +855,55 @@ export class WebSocket extends EventEmitter {
     setImmediate(() => act(false));
   }
 
+  /**
+   * The peer broke the protocol after messages that arrived in full: those are still
+   * handled, and the replies to them go out before our Close (held by the protocol).
+   * The Close is released once the consumers are done with them (the inbox is empty,
+   * an ordered consumer came back for more, consume() handlers finished, sends are out)
+   * and one more event-loop turn passed for 'message' listeners, or after closeTimeout.
+   */
+  private closeWhenSettled(): void {
+    if (this.settleTimer !== undefined) return;
+    this.settleTimer = setTimeout(() => this.releaseHeldClose(), this.opts.closeTimeout);
+    this.checkSettled();
+  }
+
+  /** Releases the held Close if the consumers are done (see closeWhenSettled). */
+  private checkSettled(): void {
+    if (this.settleTimer === undefined || this.settleCheck) return;
+    if (this.inbox.length > 0 || this.consumerHolding || this.busyHandlers > 0 || this.sendsPending) return;
+    this.settleCheck = true;
+    setImmediate(() => {
+      this.settleCheck = false;
+      if (this.inbox.length > 0 || this.consumerHolding || this.busyHandlers > 0 || this.sendsPending) return;
+      this.releaseHeldClose();
+    });
+  }
+
+  private releaseHeldClose(): void {
+    clearTimeout(this.settleTimer);
+    if (this.finished || !this.proto.closeHeld) return;
+    this.proto.releaseClose();
+    this.handleEvents();
+    this.afterCloseSent();
+    this.endAfterPeer();
+  }
+
+  /** Applies rateLimit to a received message; false when it is not to be delivered. */
+  private withinRateLimit(msg: Message): boolean {
+    if (this.rateLimiter!.take(msg.size)) return true;
+    if (this.opts.rateLimit?.action === 'drop') {
+      this.log.debug({ size: msg.size }, 'message dropped: rate limit');
+      this.emit('ratelimit', msg);
+      return false;
+    }
+    this.log.info({ size: msg.size }, 'rate limit exceeded: closing with 1008');
+    this.proto.fail(new WebSocketError(CloseCode.POLICY_VIOLATION, 'Rate limit exceeded'), {
+      holdClose: true,
+    });
+    return false;
+  }
+
   private deliver(msg: Message): void {
     if (this.listenerCount('message') > 0) {
       this.emitMessage(msg);
@@ -763,6 +911,7 @@ export class WebSocket extends EventEmitter {
     }
     const waiter = this.waiters?.shift();
     if (waiter !== undefined) {
+      this.consumerHolding = true;
       waiter(msg);
       return;
     }
@@ -860,10 +1009,9 @@ export class WebSocket extends EventEmitter {
         }
         if (item.kind === 'encoded') {
           this.sendQueue?.shift();
-          this.sendQueueBytes -= item.bytes.length;
+          this.queuedBytes -= item.bytes.length;
           if (this.proto.sendingFragments) {
-            this.heldFrames ??= [];
-            this.heldFrames.push(item.bytes);
+            this.holdFrame(item.bytes);
           } else if (!this.finished && !this.proto.closeSent && this.socket.writable) {
             this.writeToSocket([item.bytes]).catch(noop);
           }
@@ -876,7 +1024,7 @@ export class WebSocket extends EventEmitter {
             payload = await this.compressor.compress(item.payload, item.fin);
           }
           this.sendQueue?.shift();
-          this.sendQueueBytes -= item.payload.length;
+          this.queuedBytes -= item.payload.length;
           if (this.finished || this.proto.closeSent) throw notOpen(this.proto.state);
           this.proto.send(item.opcode, payload, { fin: item.fin, compressed: item.compress });
           this.flush().then(item.resolve, item.reject);
@@ -884,7 +1032,7 @@ export class WebSocket extends EventEmitter {
         } catch (err) {
           if (this.sendQueue?.[0] === item) {
             this.sendQueue.shift();
-            this.sendQueueBytes -= item.payload.length;
+            this.queuedBytes -= item.payload.length;
           }
           item.reject(err instanceof Error ? err : new Error(String(err)));
         }
@@ -896,6 +1044,7 @@ export class WebSocket extends EventEmitter {
     const idle = this.onSendsIdle;
     this.onSendsIdle = undefined;
     idle?.();
+    this.checkSettled();
     this.endAfterPeer();
   }
 
@@ -912,9 +1061,9 @@ export class WebSocket extends EventEmitter {
     if (out.length > 0) this.writeToSocket(out).catch(noop);
   }
 
-  private writeToSocket(buffers: Buffer[]): Promise<void> {
+  private writeToSocket(buffers: Buffer[], written?: () => void): Promise<void> {
     const socket = this.socket;
-    if (socket.destroyed || !socket.writable) return Promise.reject(notOpen(this.proto.state));
+    if (socket.destroyed || !socket.writable) return rejected(notOpen(this.proto.state));
     // Many small writes in one tick leave in one syscall (writev on uncork).
     if (!this.corked) {
       this.corked = true;
@@ -922,14 +1071,16 @@ export class WebSocket extends EventEmitter {
       socket.cork();
       process.nextTick(() => {
         this.corked = false;
+        this.pongThisTick = false;
         socket.uncork();
       });
     }
     let ok = true;
-    for (const b of buffers) ok = socket.write(b);
-    // A slow consumer leaves earlier data unread: only what was still buffered when this
-    // tick began counts, so neither one large message nor a burst of sends is penalized.
-    this.checkBackpressure(this.tickBacklog);
+    const last = buffers.length - 1;
+    for (let i = 0; i <= last; i++)
+      ok =
+        written !== undefined && i === last ? socket.write(buffers[i]!, written) : socket.write(buffers[i]!);
+    this.checkBackpressure();
     if (ok) return Promise.resolve();
     return new Promise((resolve) => {
       this.drainWaiters ??= [];
@@ -945,8 +1096,16 @@ export class WebSocket extends EventEmitter {
     for (const w of waiters) w();
   }
 
-  private checkBackpressure(backlog: number): void {
-    if (this.backpressureReported || backlog <= this.opts.maxBufferedAmount) return;
+  /**
+   * A slow consumer leaves earlier data unread: what the socket still buffered when this
+   * tick's writes began, plus everything waiting in our own queues (held published
+   * frames, sends waiting for compression), counts against maxBufferedAmount. This tick's
+   * own writes don't, so neither one large message nor a burst of sends is penalized.
+   */
+  private checkBackpressure(): void {
+    if (this.backpressureReported) return;
+    const socketBacklog = this.corked ? this.tickBacklog : this.socket.writableLength;
+    if (socketBacklog + this.queuedBytes <= this.opts.maxBufferedAmount) return;
     this.backpressureReported = true;
     if (this.opts.onBackpressure) {
       this.opts.onBackpressure(this);
@@ -957,6 +1116,7 @@ export class WebSocket extends EventEmitter {
     // closeTimeout learns why it was closed; one that doesn't is destroyed by the timer.
     this.proto.fail(new WebSocketError(CloseCode.POLICY_VIOLATION, 'Slow consumer: too much data buffered'));
     this.handleEvents();
+    this.releaseHeldFrames(); // dropped: our Close is out
     this.armCloseTimer();
     this.socket.end();
   }
@@ -980,6 +1140,7 @@ export class WebSocket extends EventEmitter {
 
   private afterCloseSent(): void {
     this.flushQuietly();
+    this.releaseHeldFrames(); // nothing more goes out after our Close: drop them
     // A consumer that stopped reading must not keep the peer's Close from being seen.
     this.resumeReading(PauseReason.INBOX);
     this.resumeReading(PauseReason.FRAMES);
@@ -1058,6 +1219,7 @@ export class WebSocket extends EventEmitter {
   private endAfterPeer(): void {
     if (!this.peerEnded || this.finished || this.socket.writableEnded) return;
     if (!this.inboundDrained || this.inflating || this.deferredClose !== undefined) return;
+    if (this.proto.closeHeld) return;
     if (this.sendsPending) return;
     this.socket.end();
   }
@@ -1073,6 +1235,7 @@ export class WebSocket extends EventEmitter {
     this.proto.connectionLost();
     if (this.opts.connectionTimeout > 0) WebSocket.idleWheel(this.opts.connectionTimeout).cancel(this);
     clearTimeout(this.closeTimer);
+    clearTimeout(this.settleTimer);
     for (const stage of this.stageList) stage.detach?.(this);
     this.compressor?.close();
     if (!this.socket.destroyed) this.socket.destroy();
@@ -1092,7 +1255,7 @@ export class WebSocket extends EventEmitter {
     const queue = this.sendQueue;
     this.sendQueue = undefined;
     if (queue !== undefined) for (const item of queue) if (item.kind === 'data') item.reject(closedErr);
-    this.sendQueueBytes = 0;
+    this.queuedBytes = 0;
     this.heldFrames = undefined;
     this.onDrain();
     if (this.topicSet !== undefined) for (const topic of this.topicSet) this.hub?.unsubscribe(this, topic);

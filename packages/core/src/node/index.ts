@@ -5,6 +5,7 @@ export { createPerMessageDeflate, ZlibLimiter, zlibContexts, zlibLimiter } from 
 export { createLogger, type Logger, type LogLevel, silentLogger } from './logger.js';
 export { Message } from './message.js';
 export { type ConnectionOptions, DEFAULTS, type TlsOptions } from './options.js';
+export type { RateLimitOptions } from './rate-limit.js';
 export {
   type AccessHooks,
   type Handler,

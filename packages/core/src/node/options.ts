@@ -1,6 +1,7 @@
 import type { SecureContextOptions } from 'node:tls';
 import type { PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
 import type { Logger, LogLevel } from './logger.js';
+import { type RateLimitOptions, validateRateLimit } from './rate-limit.js';
 
 /** Options of a connection, on both sides. Defaults in DEFAULTS below and in DESIGN.md. */
 export interface ConnectionOptions {
@@ -20,6 +21,10 @@ export interface ConnectionOptions {
   onBackpressure?: (ws: import('./connection.js').WebSocket) => void;
   /** Received messages held for a consumer before the socket stops being read. Default 64. */
   maxQueuedMessages?: number;
+  /** Frames one received message may span; one more closes with 1009. Default 16384. */
+  maxFragments?: number;
+  /** Inbound message rate limit per connection (token bucket). Default: none. */
+  rateLimit?: RateLimitOptions;
   /** Answer no pings (pongs still count as liveness). Default false. */
   dropIncomingPings?: boolean;
   /** Also report the peer's protocol errors through 'error' events. Default false. */
@@ -37,6 +42,8 @@ export interface ResolvedConnectionOptions {
   maxBufferedAmount: number;
   onBackpressure: ConnectionOptions['onBackpressure'];
   maxQueuedMessages: number;
+  maxFragments: number;
+  rateLimit: RateLimitOptions | undefined;
   dropIncomingPings: boolean;
   propagateCommonErrors: boolean;
 }
@@ -50,6 +57,7 @@ export const DEFAULTS = {
   maxMessageSize: 1024 * 1024,
   maxBufferedAmount: 16 * 1024 * 1024,
   maxQueuedMessages: 64,
+  maxFragments: 16384,
 } as const;
 
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
@@ -58,6 +66,11 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
     throw new RangeError(`${name} must be a non-negative number (got ${String(value)})`);
   }
   return value;
+}
+
+function checkedRateLimit(limit: RateLimitOptions | undefined): RateLimitOptions | undefined {
+  if (limit !== undefined) validateRateLimit(limit);
+  return limit;
 }
 
 export function resolveConnectionOptions(o: ConnectionOptions = {}): ResolvedConnectionOptions {
@@ -73,6 +86,8 @@ export function resolveConnectionOptions(o: ConnectionOptions = {}): ResolvedCon
       1,
       nonNegative('maxQueuedMessages', o.maxQueuedMessages, DEFAULTS.maxQueuedMessages),
     ),
+    maxFragments: Math.max(1, nonNegative('maxFragments', o.maxFragments, DEFAULTS.maxFragments)),
+    rateLimit: checkedRateLimit(o.rateLimit),
     dropIncomingPings: o.dropIncomingPings ?? false,
     propagateCommonErrors: o.propagateCommonErrors ?? false,
   };

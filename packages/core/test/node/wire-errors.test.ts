@@ -408,6 +408,8 @@ describe('client: protocol violations from a server', () => {
       Buffer.concat([frameBytes({ opcode: 1, payload: 'first' }, false), frameBytes({ opcode: 0xb }, false)]),
     );
     expect((await within(client.receive(), 5000))?.text()).toBe('first');
+    // Done with it, the consumer asks for more: nothing more comes, and our Close goes out.
+    expect(await within(client.receive(), 5000)).toBeNull();
     expect(closeCode(await peer.reader.next())).toBe(1002);
   });
 });
