@@ -1,15 +1,19 @@
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
-import {
-  type ClientOptions,
-  connect,
-  DEFAULTS,
-  HandshakeError,
-  type Message,
-  type TlsOptions,
-} from '@wskit/core';
+import { type ClientOptions, connect, DEFAULTS, type Message, type TlsOptions } from '@wskit/core';
+import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
-import { type CliIo, clientTls, errorMessage, parseSize, requireWsUrl, write } from './util.js';
+import { explainConnectError } from './hints.js';
+import {
+  type CliIo,
+  clientTls,
+  errorMessage,
+  parseDuration,
+  parseSize,
+  requireWsUrl,
+  usageHint,
+  write,
+} from './util.js';
 
 // ---- the pluggable client ------------------------------------------------------------
 
@@ -39,6 +43,8 @@ export interface BenchConnectOptions {
   /** Offer permessage-deflate. */
   deflate: boolean;
   tls?: TlsOptions;
+  /** ms; the client's default when absent. */
+  handshakeTimeout?: number;
 }
 
 /**
@@ -60,6 +66,7 @@ export const wskitConnector: BenchConnector = async (url, events, options) => {
     maxFrameSize: limit,
     ...(options.deflate ? { perMessageDeflate: true } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.handshakeTimeout !== undefined ? { handshakeTimeout: options.handshakeTimeout } : {}),
   };
   const ws = await connect(url, clientOptions);
   ws.on('message', (msg: Message) => events.message(msg.size, msg.type === 'binary'));
@@ -108,12 +115,36 @@ export interface BenchOptions {
   stallTimeout?: number;
   /** Aborting stops sending; the run ends once the messages in flight are back. */
   signal?: AbortSignal;
+  /**
+   * Called every `progressInterval` ms while messages are sent, and once more when the
+   * echoes are all in (`done: true`); for a progress bar.
+   */
+  onProgress?: (progress: BenchProgress) => void;
+  /** Default 200 ms. */
+  progressInterval?: number;
+  /** Per-connection handshake timeout in ms (default: the client's, 10 s). */
+  handshakeTimeout?: number;
+}
+
+/** Where a run is, for progress reports. */
+export interface BenchProgress {
+  /** Echoes received so far. */
+  received: number;
+  errors: number;
+  /** Echoes expected in all (connections × messages), or undefined for a --duration run. */
+  total: number | undefined;
+  /** Since the first send. */
+  elapsedSeconds: number;
+  /** The --duration of the run, if any. */
+  durationSeconds: number | undefined;
+  done: boolean;
 }
 
 export interface LatencySummary {
   p50: number;
   p90: number;
   p99: number;
+  p999: number;
   max: number;
   mean: number;
 }
@@ -177,11 +208,18 @@ class LatencyRecorder {
   }
 
   summary(): LatencySummary {
-    if (this.kept === 0) return { p50: 0, p90: 0, p99: 0, max: 0, mean: 0 };
+    if (this.kept === 0) return { p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
     const sorted = this.samples.slice(0, this.kept).sort();
     // Nearest-rank percentile.
     const at = (p: number) => sorted[Math.min(this.kept - 1, Math.max(0, Math.ceil(p * this.kept) - 1))]!;
-    return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: this.max, mean: this.sum / this.seen };
+    return {
+      p50: at(0.5),
+      p90: at(0.9),
+      p99: at(0.99),
+      p999: at(0.999),
+      max: this.max,
+      mean: this.sum / this.seen,
+    };
   }
 }
 
@@ -316,6 +354,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     maxMessageSize: size,
     deflate: options.deflate ?? false,
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.handshakeTimeout !== undefined ? { handshakeTimeout: options.handshakeTimeout } : {}),
   };
   let next = 0;
   const opener = async () => {
@@ -333,7 +372,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         slot.link = await connector(options.url, eventsFor(slot), connectOptions);
       } catch (err) {
         slot.done = true;
-        fail(describeConnectError(options.url, err));
+        fail((await explainConnectError(options.url, err)).replace(/^wskit: /, ''));
       }
     }
   };
@@ -356,6 +395,20 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const onAbort = () => stopSending();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) stopping = true;
+  const report = (done: boolean) =>
+    options.onProgress?.({
+      received,
+      errors,
+      total: Number.isFinite(perConnection) ? perConnection * live.length : undefined,
+      elapsedSeconds: (performance.now() - start) / 1000,
+      durationSeconds: duration,
+      done,
+    });
+  const ticker =
+    options.onProgress !== undefined
+      ? setInterval(() => report(false), options.progressInterval ?? 200)
+      : undefined;
+  report(false);
   const watchdog = setInterval(
     () => {
       if (performance.now() - lastProgress < stallTimeout) return;
@@ -376,6 +429,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   } finally {
     clearTimeout(deadline);
     clearInterval(watchdog);
+    clearInterval(ticker);
+    report(true);
     options.signal?.removeEventListener('abort', onAbort);
   }
   const end = received > 0 ? lastEcho : performance.now();
@@ -423,14 +478,6 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   };
 }
 
-function describeConnectError(url: string, err: unknown): string {
-  if (err instanceof HandshakeError && err.response !== undefined && err.response.status > 0) {
-    const res = err.response;
-    return `cannot connect to ${url}: the server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
-  }
-  return `cannot connect to ${url}: ${errorMessage(err)}`;
-}
-
 // ---- output --------------------------------------------------------------------------
 
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -445,7 +492,7 @@ export function formatBenchResult(r: BenchResult): string {
     `  connected   ${r.connected}/${r.connections} in ${r.connectSeconds.toFixed(3)} s`,
     `  echoed      ${plural(r.messages, 'message')} in ${r.seconds.toFixed(3)} s, ${plural(r.errors, 'error')}`,
     `  throughput  ${count(r.messagesPerSecond)} msg/s, ${r.megabytesPerSecond.toFixed(2)} MB/s`,
-    `  latency     p50 ${ms(l.p50)} ms, p90 ${ms(l.p90)} ms, p99 ${ms(l.p99)} ms, max ${ms(l.max)} ms`,
+    `  latency     p50 ${ms(l.p50)} ms, p90 ${ms(l.p90)} ms, p99 ${ms(l.p99)} ms, p99.9 ${ms(l.p999)} ms, max ${ms(l.max)} ms, mean ${ms(l.mean)} ms`,
   ];
   for (const e of r.errorSamples) lines.push(`  error       ${e}`);
   return `${lines.join('\n')}\n`;
@@ -482,6 +529,47 @@ interface BenchFlags {
   insecure?: boolean;
   ca?: string;
   json?: boolean;
+  handshakeTimeout?: number;
+  progress?: boolean;
+}
+
+/**
+ * A progress bar on `stream` (stderr) through cli-progress: echoes received out of the
+ * total, or seconds elapsed out of --duration. Returns the onProgress callback.
+ */
+export function progressBar(stream: Writable): (p: BenchProgress) => void {
+  let bar: SingleBar | undefined;
+  return (p) => {
+    const timed = p.total === undefined;
+    const total = timed ? Math.round((p.durationSeconds ?? 0) * 10) / 10 : p.total!;
+    const value = timed ? Math.min(total, Math.round(p.elapsedSeconds * 10) / 10) : p.received;
+    const payload = {
+      received: p.received.toLocaleString('en-US'),
+      errors: p.errors,
+      rate: Math.round(p.received / Math.max(p.elapsedSeconds, 1e-3)).toLocaleString('en-US'),
+      unit: timed ? 's' : ' msgs',
+    };
+    if (bar === undefined) {
+      bar = new SingleBar({
+        stream,
+        format:
+          'wskit bench [{bar}] {percentage}% {value}/{total}{unit} | {received} echoes, {rate} msg/s, {errors} errors',
+        barsize: 30,
+        hideCursor: false,
+        clearOnComplete: false,
+        // A bar also when stderr is a pipe (--progress), redrawn once a second there.
+        noTTYOutput: true,
+        notTTYSchedule: 1000,
+      });
+      bar.start(total, value, payload);
+    } else {
+      bar.update(p.done && !timed ? total : value, payload);
+    }
+    if (p.done) {
+      if (timed) bar.update(total, payload);
+      bar.stop();
+    }
+  };
 }
 
 /**
@@ -491,6 +579,7 @@ interface BenchFlags {
 export function addBenchCommand(program: Command, io: CliIo, result: { exitCode: number }): void {
   program
     .command('bench')
+    .showHelpAfterError(usageHint('bench'))
     .description(
       'load generator: connections send messages to an echo server and await the echoes; ' +
         'reports messages/s, MB/s and round-trip latency',
@@ -514,6 +603,13 @@ export function addBenchCommand(program: Command, io: CliIo, result: { exitCode:
     .option('-k, --insecure', "wss://: don't verify the server's certificate")
     .option('--ca <file>', 'wss://: trust this PEM CA certificate')
     .option('--json', 'print the result as one JSON object')
+    .option(
+      '--handshake-timeout <duration>',
+      'give up on a connection whose handshake takes longer (5, 500ms)',
+      parseDuration,
+    )
+    .option('--progress', 'show a progress bar on stderr (default: when stderr is a terminal)')
+    .option('--no-progress', 'no progress bar')
     .action(async (url: string, flags: BenchFlags, cmd: Command) => {
       requireWsUrl(cmd, url);
       const tls = clientTls(cmd, flags);
@@ -526,8 +622,11 @@ export function addBenchCommand(program: Command, io: CliIo, result: { exitCode:
         abort.abort();
       });
       try {
+        const showProgress = flags.progress ?? (io.stderr as { isTTY?: boolean }).isTTY === true;
         const r = await runBench({
           url,
+          ...(showProgress ? { onProgress: progressBar(io.stderr) } : {}),
+          ...(flags.handshakeTimeout !== undefined ? { handshakeTimeout: flags.handshakeTimeout } : {}),
           connections: flags.connections,
           size: flags.size,
           pipeline: flags.pipeline,

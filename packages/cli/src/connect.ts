@@ -1,14 +1,8 @@
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import {
-  type ClientOptions,
-  type CloseInfo,
-  connect,
-  HandshakeError,
-  type TlsOptions,
-  type WebSocket,
-} from '@wskit/core';
-import { errorMessage, formatBinary, formatClose, write } from './util.js';
+import { type ClientOptions, type CloseInfo, connect, type TlsOptions, type WebSocket } from '@wskit/core';
+import { explainConnectError } from './hints.js';
+import { formatBinary, formatClose, write } from './util.js';
 
 export interface ConnectOptions {
   url: string;
@@ -33,6 +27,34 @@ export interface ConnectOptions {
   stderr?: Writable;
   /** Aborting closes the connection with 1000, like the end of stdin. */
   signal?: AbortSignal;
+  /** Give up when the server has not completed the handshake after this many ms. Default 10000. */
+  handshakeTimeout?: number;
+  /**
+   * For a person at a terminal: once connected, print what was negotiated (URL,
+   * subprotocol, extensions, TLS) on stderr, show a `> ` prompt, and report the close
+   * code and reason however the connection ends. Default: when stdin is a TTY.
+   */
+  interactive?: boolean;
+  /** Called once the connection is open (before any message is read or sent). */
+  onOpen?: (ws: WebSocket) => void;
+}
+
+/** The lines printed on stderr once an interactive session is connected. */
+export function describeConnection(url: string, ws: WebSocket, tls: TlsOptions | undefined): string {
+  const secure = new URL(url).protocol === 'wss:';
+  const tlsLine = !secure
+    ? 'no (ws://: not encrypted)'
+    : tls?.rejectUnauthorized === false
+      ? 'yes, certificate NOT verified (--insecure)'
+      : 'yes, certificate verified';
+  return [
+    `wskit: connected to ${url}`,
+    `  subprotocol  ${ws.protocol || '(none)'}`,
+    `  extensions   ${ws.extensions || '(none)'}`,
+    `  TLS          ${tlsLine}`,
+    'Type a line and press Enter to send it; Ctrl-D closes the connection.',
+    '',
+  ].join('\n');
 }
 
 /**
@@ -52,15 +74,20 @@ export async function runConnect(options: ConnectOptions): Promise<number> {
     ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
     ...(options.maxFrameSize !== undefined ? { maxFrameSize: options.maxFrameSize } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.handshakeTimeout !== undefined ? { handshakeTimeout: options.handshakeTimeout } : {}),
   };
+  const stdin = options.stdin ?? process.stdin;
+  const human = !options.echo && (options.interactive ?? (stdin as { isTTY?: boolean }).isTTY === true);
 
   let ws: WebSocket;
   try {
     ws = await connect(options.url, clientOptions);
   } catch (err) {
-    await write(stderr, `${describeConnectError(options.url, err)}\n`);
+    await write(stderr, `${await explainConnectError(options.url, err)}\n`);
     return 1;
   }
+  if (human) await write(stderr, describeConnection(options.url, ws, options.tls));
+  options.onOpen?.(ws);
 
   // Closing on our side (stdin EOF, abort) is a normal end whatever the server answers.
   let closedByUs = false;
@@ -78,13 +105,16 @@ export async function runConnect(options: ConnectOptions): Promise<number> {
     if (options.echo) {
       info = await echoUntilClosed(ws);
     } else {
-      info = await interactive(ws, options.stdin ?? process.stdin, stdout, closeNormally);
+      info = await interactive(ws, stdin, stdout, closeNormally, human ? stderr : undefined);
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
   }
 
-  if (closedByUs) return 0;
+  if (closedByUs) {
+    if (human) await write(stderr, `wskit: closed ${formatClose(info.code, info.reason)}\n`);
+    return 0;
+  }
   await write(stderr, `wskit: closed ${formatClose(info.code, info.reason)}\n`);
   if (options.echo) return info.code === 1006 ? 1 : 0;
   return info.code === 1000 || info.code === 1001 ? 0 : 1;
@@ -108,11 +138,23 @@ async function interactive(
   stdin: Readable,
   stdout: Writable,
   closeNormally: () => void,
+  promptTo?: Writable,
 ): Promise<CloseInfo> {
-  const rl = createInterface({ input: stdin, crlfDelay: Number.POSITIVE_INFINITY, terminal: false });
+  const rl = createInterface({
+    input: stdin,
+    crlfDelay: Number.POSITIVE_INFINITY,
+    terminal: false,
+    ...(promptTo ? { output: promptTo, prompt: '> ' } : {}),
+  });
+  // The prompt goes to stderr, so stdout stays the received messages only; a message
+  // arriving while the user types is printed above the prompt, which is then redrawn.
+  const prompt = () => {
+    if (promptTo && !stdinDone && ws.readyState === 1) rl.prompt(true);
+  };
   let stdinDone = false;
   const sending = (async () => {
     try {
+      prompt();
       for await (const line of rl) {
         if (ws.readyState !== 1) break;
         try {
@@ -120,6 +162,7 @@ async function interactive(
         } catch {
           break;
         }
+        prompt();
       }
     } catch {
       // A stdin read error ends the input like EOF.
@@ -133,8 +176,11 @@ async function interactive(
   })();
 
   for await (const msg of ws) {
+    if (promptTo) await write(promptTo, '\r\x1b[K');
     await write(stdout, msg.type === 'text' ? `${msg.text()}\n` : `${formatBinary(msg.data)}\n`);
+    prompt();
   }
+  if (promptTo) await write(promptTo, '\r\x1b[K');
   const info = await ws.closed;
   if (!stdinDone) {
     stdinDone = true;
@@ -142,17 +188,4 @@ async function interactive(
   }
   await sending;
   return info;
-}
-
-function describeConnectError(url: string, err: unknown): string {
-  if (err instanceof HandshakeError) {
-    const res = err.response;
-    if (res !== undefined && res.status !== 101 && res.status !== 0) {
-      const status = `${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
-      const body = res.body.trim().split(/\r?\n/, 1)[0]?.slice(0, 200) ?? '';
-      return `wskit: handshake failed: the server answered ${status}${body ? `: ${body}` : ''}`;
-    }
-    return `wskit: handshake failed: ${err.message}`;
-  }
-  return `wskit: cannot connect to ${url}: ${errorMessage(err)}`;
 }

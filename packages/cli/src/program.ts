@@ -9,6 +9,7 @@ import {
   collect,
   errorMessage,
   LOG_LEVELS,
+  parseDuration,
   parseHeader,
   parseLogLevel,
   parsePort,
@@ -17,6 +18,7 @@ import {
   requireWsUrl,
   resolveIo,
   USAGE_ERROR,
+  usageHint,
   write,
 } from './util.js';
 
@@ -51,6 +53,8 @@ interface ConnectFlags {
   maxFrameSize?: number;
   insecure?: boolean;
   ca?: string;
+  handshakeTimeout?: number;
+  interactive?: boolean;
 }
 
 const VERSION = '0.1.0';
@@ -79,6 +83,7 @@ export function createProgram(
 
   program
     .command('serve')
+    .showHelpAfterError(usageHint('serve'))
     .description('run an echo server: every message comes back with its type (text or binary)')
     .addOption(
       new Option('-p, --port <port>', 'port to listen on (0: any free port)')
@@ -138,6 +143,7 @@ export function createProgram(
 
   program
     .command('connect')
+    .showHelpAfterError(usageHint('connect'))
     .description(
       'connect to a WebSocket server: stdin lines go out as text messages, messages come out on stdout',
     )
@@ -154,6 +160,16 @@ export function createProgram(
     .option('--max-frame-size <size>', 'largest frame accepted', parseSize)
     .option('-k, --insecure', "wss://: don't verify the server's certificate")
     .option('--ca <file>', 'wss://: trust this PEM CA certificate')
+    .option(
+      '--handshake-timeout <duration>',
+      'give up when the handshake takes longer (5, 5s, 500ms)',
+      parseDuration,
+    )
+    .option(
+      '-i, --interactive',
+      'print what was negotiated, a prompt, and the close (default: stdin is a terminal)',
+    )
+    .option('--no-interactive', 'no connection details or prompt, even on a terminal')
     .action(async (url: string, flags: ConnectFlags, cmd: Command) => {
       requireWsUrl(cmd, url);
       let headers: Record<string, string> | undefined;
@@ -182,6 +198,8 @@ export function createProgram(
           ...(flags.maxMessageSize !== undefined ? { maxMessageSize: flags.maxMessageSize } : {}),
           ...(flags.maxFrameSize !== undefined ? { maxFrameSize: flags.maxFrameSize } : {}),
           ...(tls ? { tls } : {}),
+          ...(flags.handshakeTimeout !== undefined ? { handshakeTimeout: flags.handshakeTimeout } : {}),
+          ...(flags.interactive !== undefined ? { interactive: flags.interactive } : {}),
           stdin: io.stdin,
           stdout: io.stdout,
           stderr: io.stderr,

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -222,7 +223,48 @@ export function requireWsUrl(cmd: Command, url: string): URL {
 /** Client TLS options from `--ca FILE` and `--insecure`, or undefined when neither is given. */
 export function clientTls(cmd: Command, flags: { ca?: string; insecure?: boolean }): TlsOptions | undefined {
   const tls: TlsOptions = {};
-  if (flags.ca !== undefined) tls.ca = readFlagFile(cmd, '--ca', flags.ca);
+  if (flags.ca !== undefined) tls.ca = readCaFile(cmd, flags.ca);
   if (flags.insecure) tls.rejectUnauthorized = false;
   return Object.keys(tls).length > 0 ? tls : undefined;
+}
+
+/**
+ * Reads `--ca FILE`: one or more PEM certificates. Anything else (a private key, a DER
+ * file, a typo'd path) stops with a usage error instead of failing later as "untrusted".
+ */
+export function readCaFile(cmd: Command, file: string): Buffer {
+  const pem = readFlagFile(cmd, '--ca', file);
+  const text = pem.toString('latin1');
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const what = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)
+    ? 'a private key, not a certificate (use the certificate, e.g. cert.pem)'
+    : /-----BEGIN CERTIFICATE REQUEST-----/.test(text)
+      ? 'a certificate signing request, not a certificate'
+      : 'not a PEM certificate (expected -----BEGIN CERTIFICATE-----)';
+  if (blocks.length === 0) return cmd.error(`error: --ca: ${file} is ${what}`, { exitCode: USAGE_ERROR });
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      return cmd.error(`error: --ca: ${file} holds a certificate that cannot be read: ${errorMessage(err)}`, {
+        exitCode: USAGE_ERROR,
+      });
+    }
+  }
+  return pem;
+}
+
+/** A duration: "5" or "5s" (seconds), "500ms", "1.5s"; returns milliseconds. */
+export function parseDuration(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$/i.exec(value);
+  const ms = m ? Number(m[1]) * (m[2]?.toLowerCase() === 'ms' ? 1 : 1000) : Number.NaN;
+  if (!(ms >= 1) || !Number.isFinite(ms)) {
+    throw new InvalidArgumentError('expected a duration such as 5, 5s or 500ms (at least 1 ms).');
+  }
+  return Math.round(ms);
+}
+
+/** The hint after a usage error: the help page of the command that was used. */
+export function usageHint(command: string): string {
+  return `(run 'wskit help ${command}' for usage)`;
 }
