@@ -12,6 +12,7 @@ import { WebSocketError } from '../src/protocol/errors.js';
 import { Opcode } from '../src/protocol/frame.js';
 import { FrameParser } from '../src/protocol/frame-parser.js';
 import { MessageAssembler } from '../src/protocol/message-assembler.js';
+import type { PieceCollector } from '../src/protocol/piece-collector.js';
 import { Protocol, type ProtocolEvent } from '../src/protocol/protocol.js';
 import { closeCodeOf, encode, mkFrame, outputFrames } from './helpers.js';
 
@@ -124,12 +125,13 @@ describe('maxFragments', () => {
     a.pushFrame(mkFrame(Opcode.BINARY, backing.subarray(0, 1), { fin: false }));
     for (let i = 1; i < N - 1; i++)
       a.pushFrame(mkFrame(0, backing.subarray(i % 1000, (i % 1000) + 1), { fin: false }));
-    const parts = (a as unknown as { parts: Buffer[] }).parts;
-    // 100,000 bytes in 16 KiB blocks: 7 parts, none of them a view of the 64 KiB reads.
-    expect(parts.length).toBeLessThanOrEqual(8);
+    const pieces = (a as unknown as { pieces: PieceCollector }).pieces;
+    expect(pieces.size).toBe(N - 1);
+    // 100,000 bytes in 16 KiB blocks: 7 buffers, none of them a view of the 64 KiB reads.
+    expect(pieces.count).toBeLessThanOrEqual(8);
+    const parts = (pieces as unknown as { parts: Buffer[] }).parts;
     for (const part of parts) expect(part.buffer).not.toBe(backing.buffer);
-    const held = parts.reduce((n, p) => n + p.buffer.byteLength, 0);
-    expect(held).toBeLessThanOrEqual(2 * N);
+    expect(parts.reduce((n, p) => n + p.buffer.byteLength, 0)).toBeLessThanOrEqual(2 * N);
   });
 });
 
@@ -139,9 +141,22 @@ describe('memory follows received bytes', () => {
     const header = Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4]);
     parser.push(Buffer.concat([header, Buffer.alloc(10)]));
     expect(parser.next()).toBeNull();
-    const pieces = (parser as unknown as { pieces: Buffer[] }).pieces;
-    // At most a pooled slab (8 KiB) for the 10 bytes, not the announced 1 MiB.
-    expect(pieces.reduce((n, p) => n + p.buffer.byteLength, 0)).toBeLessThanOrEqual(8 * 1024);
+    const pieces = (parser as unknown as { pieces: { parts: Buffer[] } }).pieces.parts;
+    // A block of at most 16 KiB for the 10 bytes, not the announced 1 MiB.
+    expect(pieces.reduce((n, p) => n + p.buffer.byteLength, 0)).toBeLessThanOrEqual(16 * 1024);
+  });
+
+  it('a frame trickled one byte per read is held in a few blocks, not a Buffer per read', () => {
+    const parser = new FrameParser({ side: 'server', maxFrameSize: MiB });
+    parser.push(Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4]));
+    const N = 100_000;
+    for (let i = 0; i < N; i++) {
+      parser.push(Buffer.from([i & 0xff]));
+      expect(parser.next()).toBeNull();
+    }
+    const pieces = (parser as unknown as { pieces: PieceCollector }).pieces;
+    expect(pieces.size).toBe(N);
+    expect(pieces.count).toBeLessThanOrEqual(8);
   });
 
   it('a payload arriving in any chunking parses to the same frame', () => {

@@ -118,8 +118,11 @@ export function toPayload(data: Data): Buffer {
 const kConnection = Symbol('wskit.connection');
 type OwnedSocket = Duplex & { [kConnection]: WebSocket };
 
-const notOpen = (state: number) =>
-  new InvalidStateError(`WebSocket is not open (readyState ${state})`, state);
+/** `state` is the protocol's; a connection whose socket is gone reports at least CLOSING. */
+const notOpen = (state: number) => {
+  const reported = Math.max(state, ReadyState.CLOSING);
+  return new InvalidStateError(`WebSocket is not open (readyState ${reported})`, reported);
+};
 
 /**
  * A rejected promise that nobody has to await: `void ws.send(x)` on a closed connection
@@ -183,6 +186,8 @@ export class WebSocket extends EventEmitter {
   private sendQueue: PendingSend[] | undefined;
   /** Bytes waiting in sendQueue and heldFrames (not yet handed to the socket). */
   private queuedBytes = 0;
+  /** The part of queuedBytes that is published frames (they count as backlog at once). */
+  private publishedWaiting = 0;
   private sending = false;
   /** The outgoing fragmented message that send() calls are continuing, if any. */
   private outgoingMessage: { opcode: DataOpcode; compress: boolean } | undefined;
@@ -378,7 +383,6 @@ export class WebSocket extends EventEmitter {
         this.sendQueue ??= [];
         this.sendQueue.push({ kind: 'data', opcode, payload, fin, compress, resolve, reject });
         this.queuedBytes += payload.length;
-        this.checkBackpressure();
         if (!this.sending) void this.pumpSends();
       }),
     );
@@ -630,6 +634,7 @@ export class WebSocket extends EventEmitter {
       this.sendQueue ??= [];
       this.sendQueue.push({ kind: 'encoded', bytes });
       this.queuedBytes += bytes.length;
+      this.publishedWaiting += bytes.length;
       this.checkBackpressure();
       return true;
     }
@@ -649,6 +654,7 @@ export class WebSocket extends EventEmitter {
     this.heldFrames ??= [];
     this.heldFrames.push(bytes);
     this.queuedBytes += bytes.length;
+    this.publishedWaiting += bytes.length;
     this.checkBackpressure();
   }
 
@@ -658,7 +664,10 @@ export class WebSocket extends EventEmitter {
     if (held === undefined) return;
     if (this.proto.sendingFragments && !this.proto.closeSent && !this.finished) return;
     this.heldFrames = undefined;
-    for (const b of held) this.queuedBytes -= b.length;
+    for (const b of held) {
+      this.queuedBytes -= b.length;
+      this.publishedWaiting -= b.length;
+    }
     if (this.proto.closeSent || this.finished || !this.socket.writable) return; // never to be sent
     this.writeToSocket(held).catch(noop);
   }
@@ -1010,6 +1019,7 @@ export class WebSocket extends EventEmitter {
         if (item.kind === 'encoded') {
           this.sendQueue?.shift();
           this.queuedBytes -= item.bytes.length;
+          this.publishedWaiting -= item.bytes.length;
           if (this.proto.sendingFragments) {
             this.holdFrame(item.bytes);
           } else if (!this.finished && !this.proto.closeSent && this.socket.writable) {
@@ -1023,8 +1033,11 @@ export class WebSocket extends EventEmitter {
             // RFC 7692 §7.2.1; RSV1 goes on the first frame only (Protocol.send).
             payload = await this.compressor.compress(item.payload, item.fin);
           }
-          this.sendQueue?.shift();
-          this.queuedBytes -= item.payload.length;
+          // finish() may have emptied the queue (and zeroed the count) meanwhile.
+          if (this.sendQueue?.[0] === item) {
+            this.sendQueue.shift();
+            this.queuedBytes -= item.payload.length;
+          }
           if (this.finished || this.proto.closeSent) throw notOpen(this.proto.state);
           this.proto.send(item.opcode, payload, { fin: item.fin, compressed: item.compress });
           this.flush().then(item.resolve, item.reject);
@@ -1098,20 +1111,23 @@ export class WebSocket extends EventEmitter {
 
   /**
    * A slow consumer leaves earlier data unread: what the socket still buffered when this
-   * tick's writes began, plus everything waiting in our own queues (held published
-   * frames, sends waiting for compression), counts against maxBufferedAmount. This tick's
-   * own writes don't, so neither one large message nor a burst of sends is penalized.
+   * tick's writes began counts against maxBufferedAmount, and so do published frames
+   * waiting in our queues (behind sends, or behind an open fragmented send), which no
+   * caller awaits. This tick's own writes and sends waiting for compression don't, so
+   * neither one large message nor a burst of sends is penalized.
    */
   private checkBackpressure(): void {
     if (this.backpressureReported) return;
     const socketBacklog = this.corked ? this.tickBacklog : this.socket.writableLength;
-    if (socketBacklog + this.queuedBytes <= this.opts.maxBufferedAmount) return;
+    if (socketBacklog + this.publishedWaiting <= this.opts.maxBufferedAmount) return;
     this.backpressureReported = true;
     if (this.opts.onBackpressure) {
       this.opts.onBackpressure(this);
       return;
     }
     this.log.warn({ bufferedAmount: this.bufferedAmount }, 'slow consumer: closing with 1008');
+    // A Close held after a violation goes out now (with its own code): the socket ends below.
+    if (this.proto.closeHeld) this.releaseHeldClose();
     // The Close 1008 goes out behind the queued data: a peer that reads again before
     // closeTimeout learns why it was closed; one that doesn't is destroyed by the timer.
     this.proto.fail(new WebSocketError(CloseCode.POLICY_VIOLATION, 'Slow consumer: too much data buffered'));
@@ -1256,6 +1272,7 @@ export class WebSocket extends EventEmitter {
     this.sendQueue = undefined;
     if (queue !== undefined) for (const item of queue) if (item.kind === 'data') item.reject(closedErr);
     this.queuedBytes = 0;
+    this.publishedWaiting = 0;
     this.heldFrames = undefined;
     this.onDrain();
     if (this.topicSet !== undefined) for (const topic of this.topicSet) this.hub?.unsubscribe(this, topic);

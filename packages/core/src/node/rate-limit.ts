@@ -10,6 +10,9 @@ export interface RateLimitOptions {
   action?: 'close' | 'drop';
 }
 
+/** A clock that never steps back (Date.now() can, when the wall clock is set). */
+const monotonicNow = (): number => performance.now();
+
 /**
  * Two token buckets, messages and bytes, refilled continuously at `limit / interval`
  * per ms up to `limit`. `now` is the clock (injectable for tests).
@@ -24,7 +27,7 @@ export class RateLimiter {
   private last: number;
   private readonly now: () => number;
 
-  constructor(options: RateLimitOptions, now: () => number = Date.now) {
+  constructor(options: RateLimitOptions, now: () => number = monotonicNow) {
     validateRateLimit(options);
     this.maxMessages = options.messages ?? Number.POSITIVE_INFINITY;
     this.maxBytes = options.bytes ?? Number.POSITIVE_INFINITY;

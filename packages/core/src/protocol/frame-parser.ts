@@ -1,6 +1,7 @@
 import { protocolError, tooBig, WebSocketError } from './errors.js';
 import { type Frame, isControlOpcode, isKnownOpcode, MAX_CONTROL_PAYLOAD, Rsv } from './frame.js';
 import { applyMask } from './mask.js';
+import { PieceCollector } from './piece-collector.js';
 
 export interface FrameHeader {
   fin: boolean;
@@ -61,7 +62,7 @@ export class FrameParser {
    * actually arrived, not the length the header announced: a peer that sends only a
    * header costs the header.
    */
-  private pieces: Buffer[] = NO_CHUNKS;
+  private readonly pieces = new PieceCollector();
   private received = 0;
   private failed = false;
 
@@ -106,7 +107,7 @@ export class FrameParser {
     this.chunks = NO_CHUNKS;
     this.buffered = 0;
     this.header = null;
-    this.pieces = NO_CHUNKS;
+    this.pieces.clear();
     this.received = 0;
   }
 
@@ -124,22 +125,19 @@ export class FrameParser {
       // place, so partial content can be inspected for UTF-8 fail-fast) and join them
       // once the last one is here.
       this.header = header;
-      this.pieces = [];
       this.received = 0;
     }
     while (this.buffered > 0 && this.received < header.length) {
       const n = Math.min(this.chunks[0]!.length, header.length - this.received);
       const piece = this.takeFront(n);
       if (header.masked) applyMask(piece, maskBytes(this.maskKey), this.received);
-      this.pieces.push(piece);
       this.received += n;
+      this.pieces.add(piece, header.length - this.received);
       if (this.received < header.length) this.partialPayload(piece, header);
     }
     if (this.received < header.length) return null;
-    const pieces = this.pieces;
-    const payload = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, header.length);
+    const payload = this.pieces.take();
     this.header = null;
-    this.pieces = NO_CHUNKS;
     this.received = 0;
     return toFrame(header, payload);
   }
@@ -239,16 +237,12 @@ export class FrameParser {
     }
   }
 
-  /**
-   * Removes and returns the first `n` bytes of the first chunk (n <= its length). A view
-   * when it is only part of the chunk and small against it would keep the whole chunk
-   * alive: then it is copied.
-   */
+  /** Removes and returns the first `n` bytes of the first chunk (n <= its length), as a view. */
   private takeFront(n: number): Buffer {
     const first = this.chunks[0]!;
     const view = n === first.length ? first : first.subarray(0, n);
     this.dropFront(n);
-    return n * 2 < first.length ? Buffer.from(view) : view;
+    return view;
   }
 
   /** Removes and returns `n` buffered bytes: a view when they sit in one chunk. */

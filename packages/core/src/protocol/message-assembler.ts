@@ -1,13 +1,11 @@
 import { invalidPayload, protocolError, tooBig } from './errors.js';
 import { type DataOpcode, type Frame, Opcode, Rsv } from './frame.js';
 import type { FrameHeader } from './frame-parser.js';
+import { PieceCollector } from './piece-collector.js';
 import { isValidUtf8, Utf8Validator } from './utf8.js';
 
 /** Default maxFragments: frames per message (ws's server allows 16384 as well). */
 export const DEFAULT_MAX_FRAGMENTS = 16384;
-/** Pieces smaller than this are copied together into blocks (see appendPiece). */
-const MIN_KEPT_PIECE = 1024;
-const BLOCK_SIZE = 16 * 1024;
 
 export type AssemblyResult =
   | { type: 'message'; opcode: DataOpcode; data: Buffer }
@@ -31,14 +29,8 @@ export class MessageAssembler {
   private size = 0;
   /** Frames of the message being assembled so far. */
   private fragments = 0;
-  /** The pieces of the message being assembled (created by its first piece). */
-  private parts: Buffer[] | undefined;
-  /**
-   * Where small pieces are copied together (see appendPiece): a block and how much of it
-   * is used. Its used part is the last entry of `parts`.
-   */
-  private block: Buffer | undefined;
-  private blockUsed = 0;
+  /** The pieces of the message being assembled (bounded memory however it is cut). */
+  private readonly pieces = new PieceCollector();
   /** Validates a text message split across frames (created for the first one). */
   private utf8: Utf8Validator | undefined;
   private lookahead: Utf8Validator | null = null;
@@ -121,52 +113,19 @@ export class MessageAssembler {
       this.discard();
       throw invalidPayload('Invalid UTF-8 in text message');
     }
-    if (chunk.length > 0) this.appendPiece(chunk);
+    if (chunk.length > 0) {
+      this.pieces.add(chunk, this.maxMessageSize - this.size - chunk.length);
+      this.size += chunk.length;
+    }
     if (!fin) return null;
     const opcode = this.opcode as DataOpcode;
     if (opcode === Opcode.TEXT && !this.validator().end()) {
       this.discard();
       throw invalidPayload('Text message ends inside a UTF-8 sequence');
     }
-    const parts = this.parts ?? [];
-    let data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.size);
-    // A short message copied into a block gives the block back.
-    if (this.block !== undefined && data.buffer === this.block.buffer && data.length * 2 < this.block.length)
-      data = Buffer.from(data);
+    const data = this.pieces.take();
     this.discard();
     return { type: 'message', opcode, data };
-  }
-
-  /**
-   * Keeps a piece of the message. A piece that is small, or a small view of a larger
-   * buffer (a frame inside a socket read), is copied into a block shared with its
-   * neighbours: kept as is, a million 1-byte fragments would cost a Buffer object each,
-   * and a 1-byte view can pin a 64 KiB read. So a message costs at most about twice
-   * its size, however it was fragmented.
-   */
-  private appendPiece(chunk: Buffer): void {
-    this.parts ??= [];
-    const parts = this.parts;
-    this.size += chunk.length;
-    if (chunk.length >= MIN_KEPT_PIECE && chunk.length * 2 >= chunk.buffer.byteLength) {
-      parts.push(chunk);
-      this.block = undefined;
-      return;
-    }
-    const block = this.block;
-    if (block !== undefined && this.blockUsed + chunk.length <= block.length) {
-      chunk.copy(block, this.blockUsed);
-      this.blockUsed += chunk.length;
-      parts[parts.length - 1] = block.subarray(0, this.blockUsed);
-      return;
-    }
-    // A new block, never larger than the room left in the message (checked before).
-    const room = this.maxMessageSize - (this.size - chunk.length);
-    const next = Buffer.allocUnsafeSlow(Math.max(chunk.length, Math.min(BLOCK_SIZE, room)));
-    chunk.copy(next, 0);
-    this.block = next;
-    this.blockUsed = chunk.length;
-    parts.push(next.subarray(0, chunk.length));
   }
 
   private checkSequence(opcode: number): void {
@@ -189,9 +148,7 @@ export class MessageAssembler {
     this.compressed = false;
     this.size = 0;
     this.fragments = 0;
-    this.parts = undefined;
-    this.block = undefined;
-    this.blockUsed = 0;
+    this.pieces.clear();
   }
 
   private validator(): Utf8Validator {

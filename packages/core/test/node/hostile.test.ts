@@ -4,6 +4,7 @@
  * full before a violation are still handled, with their replies sent before our Close.
  * Memory figures themselves are measured by bench/hostile.mjs against ws.
  */
+import { deflateRawSync } from 'node:zlib';
 import { connect, InvalidStateError, type Logger, Opcode, type WebSocket } from '@wskit/core';
 import { describe, expect, it, vi } from 'vitest';
 import { resourcesPerTest } from '../../../../test/support/clients.js';
@@ -65,9 +66,27 @@ describe('tiny fragments', () => {
 
   it('maxFragments counts frames of compressed messages too', async () => {
     const next = nextConnection();
-    const { port } = await startServer(res, next.handler, { pingInterval: 0, maxFragments: 3 });
-    const raw = await rawClient(res, port);
-    raw.write(fragments(Opcode.TEXT, Buffer.from('abcd'), 1));
+    const { port } = await startServer(res, next.handler, {
+      pingInterval: 0,
+      maxFragments: 3,
+      perMessageDeflate: true,
+    });
+    const raw = await rawClient(res, port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } });
+    expect(raw.responseHead).toMatch(/permessage-deflate/i);
+    const compressed = deflateRawSync(Buffer.from('abcdefgh'));
+    const frames = [...compressed.subarray(0, compressed.length - 0)].map((byte, i, all) =>
+      frameBytes(
+        {
+          opcode: i === 0 ? Opcode.TEXT : 0,
+          rsv: i === 0 ? 4 : 0,
+          fin: i === all.length - 1,
+          payload: Buffer.from([byte]),
+        },
+        true,
+      ),
+    );
+    expect(frames.length).toBeGreaterThan(3);
+    raw.write(Buffer.concat(frames));
     expect(closeCode(await raw.nextOf(Opcode.CLOSE, 10_000))).toBe(1009);
   });
 });
@@ -211,13 +230,13 @@ describe('sending on a connection that is not open', () => {
     const { url } = await startServer(res, next.handler, { pingInterval: 0, perMessageDeflate: true });
     const client = await connect(url, { pingInterval: 0, perMessageDeflate: true });
     const server = await next.ws;
+    void client.close(5000); // an invalid code on an open connection: rejects, nobody awaits
     // Compressed sends wait in the queue: they are rejected when the connection ends.
     for (let i = 0; i < 5; i++) void server.send('x'.repeat(4096));
     client.terminate();
     await within(server.closed, 5000, 'the server side to close');
     void server.send('after the peer left');
     void server.ping();
-    void server.close(5000 as number); // an invalid code: rejects, nobody awaits
     // Unhandled rejections are reported once the microtasks of a turn have run.
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
@@ -302,7 +321,51 @@ describe('messages before a violation', () => {
     const server = await next.ws;
     raw.sendAll([{ opcode: Opcode.TEXT, payload: 'kept' }, { opcode: 0x3 }]);
     expect((await within(server.receive(), 5000))?.text()).toBe('kept');
+    // Our Close is held meanwhile: a reply still goes out first.
+    await server.send('late reply');
+    expect((await raw.next(5000)).payload.toString()).toBe('late reply');
     expect(closeCode(await raw.nextOf(Opcode.CLOSE, 5000))).toBe(1002);
+  });
+
+  it('a slow consumer while our Close is held: the Close still goes out before the socket ends', async () => {
+    const warn = vi.fn();
+    const logger: Logger = { debug: () => {}, info: () => {}, warn, error: () => {} };
+    const next = nextConnection(async (ws) => {
+      for await (const _ of ws) for (let i = 0; i < 8; i++) void ws.send(Buffer.alloc(MiB, i));
+    });
+    const { port } = await startServer(res, next.handler, {
+      pingInterval: 0,
+      maxBufferedAmount: MiB,
+      closeTimeout: 5000,
+      logger,
+      logLevel: 'warn',
+    });
+    const raw = await rawClient(res, port);
+    raw.socket.pause();
+    raw.sendAll([{ opcode: Opcode.TEXT, payload: 'flood me' }, { opcode: 0x3 }]);
+    // The server runs into its limit while our Close is held.
+    await waitFor(() => warn.mock.calls.length > 0, 10_000, 'the slow-consumer check');
+    raw.socket.resume();
+    const close = await raw.nextOf(Opcode.CLOSE, 10_000);
+    expect(closeCode(close)).toBe(1002);
+  });
+});
+
+describe('compressed sends are not a slow consumer', () => {
+  it('a burst of compressed sends past maxBufferedAmount to a reading peer all arrive', async () => {
+    const next = nextConnection();
+    const { url } = await startServer(res, next.handler, {
+      pingInterval: 0,
+      perMessageDeflate: true,
+      maxBufferedAmount: MiB,
+    });
+    const client = await connect(url, { pingInterval: 0, perMessageDeflate: true });
+    res.add(() => client.terminate());
+    const server = await next.ws;
+    const sends = Array.from({ length: 20 }, (_, i) => server.send(Buffer.alloc(256 * KiB, i)));
+    for (let i = 0; i < 20; i++) expect((await within(client.receive(), 10_000))?.data[0]).toBe(i);
+    await within(Promise.all(sends), 10_000, 'every send to resolve');
+    expect(server.readyState).toBe(1);
   });
 });
 
