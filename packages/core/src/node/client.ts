@@ -32,8 +32,15 @@ export interface ClientOptions extends ConnectionOptions {
    * (e.g. `[{ serverMaxWindowBits: 10 }, {}]`: "window 10, else plain deflate").
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions | PerMessageDeflateOptions[];
-  /** Follow up to this many 3xx redirects. Default 0. */
+  /**
+   * Follow up to this many 3xx redirects (never more than 20, whatever the value). Default 0.
+   * A redirect to another origin (scheme, host or port) drops the credentials: the
+   * Authorization, Cookie and Proxy-Authorization entries of `headers` (and a Host entry),
+   * and user info in the URL. A URL seen before on the way is a loop and fails.
+   */
   followRedirects?: number;
+  /** Follow redirects from wss: to ws: (https: to http:). Default false: such a redirect fails. */
+  allowInsecureRedirects?: boolean;
   /** Origin-form request line (GET /path). false sends the absolute form (GET ws://host/path). Default true. */
   stripHost?: boolean;
   tls?: TlsOptions;
@@ -50,6 +57,12 @@ export interface ClientOptions extends ConnectionOptions {
 
 const MAX_ERROR_BODY = 64 * 1024;
 
+/** The hard cap on redirects followed by one connect(), whatever followRedirects says. */
+export const MAX_REDIRECTS = 20;
+
+/** Request headers that carry credentials: never sent on to another origin. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
 /**
  * Opens a WebSocket connection (ws: or wss:). Resolves once the handshake succeeded.
  * A non-101 answer rejects with HandshakeError whose `.response` holds status, headers
@@ -60,13 +73,80 @@ export async function connect(url: string | URL, options: ClientOptions = {}): P
   const connectionOptions = resolveConnectionOptions(options);
   for (const offer of toOfferList(options.perMessageDeflate)) validateDeflateOptions(offer, 'client');
   let target = new URL(url);
-  let redirectsLeft = options.followRedirects ?? 0;
-  for (;;) {
-    const outcome = await attempt(target, options, connectionOptions);
+  const limit = Math.min(Math.max(0, Math.floor(options.followRedirects ?? 0)), MAX_REDIRECTS);
+  let hopOptions = options;
+  const visited = new Set([visitKey(target)]);
+  for (let hops = 0; ; hops++) {
+    const outcome = await attempt(target, hopOptions, connectionOptions);
     if (outcome instanceof WebSocket) return outcome;
-    if (redirectsLeft-- <= 0) throw outcome.error;
-    target = outcome.location;
+    const { error, location } = outcome;
+    const fail = (message: string) =>
+      new HandshakeError(message, {
+        ...(error.response ? { response: error.response } : { status: error.status }),
+        cause: error,
+      });
+    if (limit === 0) throw error;
+    const answer = `${error.response?.status ?? ''} to ${redact(location)}`;
+    if (hops >= limit) {
+      throw fail(
+        `Too many redirects: followed ${hops} (followRedirects: ${limit}); the last was a ${answer}.`,
+      );
+    }
+    if (isSecure(target) && !isSecure(location) && options.allowInsecureRedirects !== true) {
+      throw fail(
+        `Refused a redirect from ${redact(target)} to ${redact(location)}: it leaves TLS. ` +
+          'Set allowInsecureRedirects to follow it.',
+      );
+    }
+    const key = visitKey(location);
+    if (visited.has(key)) throw fail(`Redirect loop: ${redact(location)} was already visited.`);
+    visited.add(key);
+    if (originOf(location) !== originOf(target)) {
+      // Another origin gets none of the caller's credentials (the WHATWG Fetch rules
+      // for a cross-origin redirect), and once dropped they stay dropped.
+      location.username = '';
+      location.password = '';
+      hopOptions = { ...hopOptions, ...withoutCredentials(hopOptions.headers) };
+    }
+    target = location;
   }
+}
+
+function isSecure(url: URL): boolean {
+  return url.protocol === 'wss:' || url.protocol === 'https:';
+}
+
+/** scheme://host:port, with ws: counted as http: and wss: as https: (same transport). */
+function originOf(url: URL): string {
+  const secure = isSecure(url);
+  const port = url.port || (secure ? '443' : '80');
+  return `${secure ? 'https' : url.protocol === 'ws:' || url.protocol === 'http:' ? 'http' : url.protocol}//${url.hostname.toLowerCase()}:${port}`;
+}
+
+function visitKey(url: URL): string {
+  return `${originOf(url)}${url.pathname}${url.search}`;
+}
+
+/** A URL for messages: no user info. */
+function redact(url: URL): string {
+  const copy = new URL(url.href);
+  copy.username = '';
+  copy.password = '';
+  return copy.href;
+}
+
+function withoutCredentials(headers: Record<string, string> | undefined): {
+  headers?: Record<string, string>;
+} {
+  if (headers === undefined) return {};
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    // A Host header named the old origin; node writes the new one.
+    if (CREDENTIAL_HEADERS.has(lower) || lower === 'host') continue;
+    kept[name] = value;
+  }
+  return { headers: kept };
 }
 
 type Attempt = WebSocket | { error: HandshakeError; location: URL };
@@ -93,7 +173,13 @@ function attempt(
     ...(options.origin !== undefined ? { origin: options.origin } : {}),
     ...(options.headers ? { headers: options.headers } : {}),
   });
-  const path = options.stripHost === false ? url.href : `${url.pathname}${url.search}`;
+  // RFC 9110 §4.2.4: user info never goes into a request target.
+  const path = options.stripHost === false ? redact(url) : `${url.pathname}${url.search}`;
+  // User info in the URL is sent as Basic credentials (an Authorization header wins).
+  const auth =
+    url.username !== '' || url.password !== ''
+      ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`
+      : undefined;
   const tls = options.tls ?? {};
   const timeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
   const log = createLogger(options.logger, options.logLevel);
@@ -112,6 +198,7 @@ function attempt(
       path,
       method: 'GET',
       headers,
+      ...(auth !== undefined ? { auth } : {}),
       // A custom transport replaces the agent (node uses createConnection only without one).
       ...(options.createConnection
         ? { createConnection: options.createConnection }
