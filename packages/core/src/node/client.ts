@@ -1,12 +1,8 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { CloseCode } from '../protocol/close-codes.js';
-import { buildClosePayload } from '../protocol/close-frame.js';
-import { HandshakeError, type HandshakeResponse, WebSocketError } from '../protocol/errors.js';
+import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
 import { type ExtensionOffer, formatExtensions } from '../protocol/extensions.js';
-import { Opcode } from '../protocol/frame.js';
-import { encodeFrame } from '../protocol/frame-writer.js';
 import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
 import {
   acceptResponse,
@@ -282,7 +278,7 @@ function attempt(
           logger: log,
         });
       } catch (err) {
-        failUpgrade(socket, err);
+        failUpgrade(socket);
         const error =
           err instanceof HandshakeError
             ? new HandshakeError(err.message, { status: err.status, response, cause: err })
@@ -298,25 +294,14 @@ function attempt(
 }
 
 /**
- * RFC 6455 §4.1: a client that rejects the server's handshake response fails the
- * connection. For a bad extension answer the connection is established at the TCP
- * level, so a Close with 1010 tells the server why (§7.4.1).
+ * RFC 6455 §4.1: a client that rejects the server's handshake response (a wrong accept
+ * key, a subprotocol or extension it did not offer) "MUST _Fail the WebSocket
+ * Connection_". The WebSocket connection was never established, so no frame is sent,
+ * not even a Close (the 1010 of §7.4.1 is what the caller sees): the TCP connection is
+ * just closed.
  */
-function failUpgrade(socket: Duplex, err: unknown): void {
+function failUpgrade(socket: Duplex): void {
   socket.on('error', () => {}); // a reset now must not become an uncaught error
-  if (err instanceof WebSocketError && err.code === CloseCode.MANDATORY_EXT) {
-    // A Close frame with code 1010, masked with a fresh key like every client frame (§5.3).
-    const frame = {
-      fin: true,
-      rsv: 0,
-      opcode: Opcode.CLOSE,
-      masked: true,
-      payload: buildClosePayload(err.code),
-    };
-    socket.end(Buffer.concat(encodeFrame(frame)));
-    setTimeout(() => socket.destroy(), 1000).unref();
-    return;
-  }
   socket.destroy();
 }
 

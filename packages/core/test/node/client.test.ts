@@ -234,12 +234,108 @@ describe('handshake failures', () => {
     expect(err).toBeInstanceOf(WebSocketError);
     expect((err as WebSocketError).code).toBe(1010);
     await fake.hungUp(0);
-    // §7.4.1: a masked Close frame carrying 1010 (0x03f2) tells the server why.
-    const frame = Buffer.concat(fake.received[0]!);
-    expect(frame.length).toBe(8);
-    expect([frame[0], frame[1]]).toEqual([0x88, 0x82]);
-    const mask = frame.subarray(2, 6);
-    expect([frame[6]! ^ mask[0]!, frame[7]! ^ mask[1]!]).toEqual([0x03, 0xf2]);
+    expect(Buffer.concat(fake.received[0]!).length).toBe(0);
+  });
+});
+
+describe('an invalid 101: the connection was never established, so no frame is sent (RFC 6455 §4.1)', () => {
+  /**
+   * A raw TCP server: reads the request head, answers with `respond(key)` (plus `after`
+   * in the same write, as a server sending frames right away would), and records every
+   * byte the client sends after its request until the client hangs up.
+   */
+  async function rawFake(respond: (key: string) => string, after: Buffer = Buffer.alloc(0)) {
+    let received = Buffer.alloc(0);
+    let hungUp!: () => void;
+    const closed = new Promise<void>((resolve) => {
+      hungUp = resolve;
+    });
+    const server = createNetServer((socket) => {
+      let head = '';
+      let inHead = true;
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => {
+        if (!inHead) {
+          received = Buffer.concat([received, chunk]);
+          return;
+        }
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        inHead = false;
+        received = Buffer.from(head.slice(end + 4), 'latin1');
+        const key = /\r\nsec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? '';
+        socket.write(Buffer.concat([Buffer.from(respond(key), 'latin1'), after]));
+      });
+      socket.on('end', () => hungUp());
+      socket.on('close', () => hungUp());
+    });
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+    onCleanup(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+        }),
+    );
+    const { port } = server.address() as { port: number };
+    return {
+      url: `ws://${HOST}:${port}/`,
+      /** Every byte after the request, once the client has hung up. */
+      bytesAfterRequest: async () => {
+        await withTimeout(closed, 5000, 'the client hanging up');
+        return received;
+      },
+    };
+  }
+
+  // A text frame the server sends right behind its 101 (the client must not answer it either).
+  const textFrame = Buffer.from([0x81, 0x02, 0x68, 0x69]);
+
+  it('an extension that was not offered: rejects with WebSocketError 1010, sends nothing', async () => {
+    const fake = await rawFake(
+      (key) => head101([`Sec-WebSocket-Accept: ${acceptFor(key)}`, 'Sec-WebSocket-Extensions: x-unknown']),
+      textFrame,
+    );
+    const err = await connect(fake.url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WebSocketError);
+    expect((err as WebSocketError).code).toBe(1010);
+    expect((err as Error).message).toMatch(/x-unknown|not offered|extension/i);
+    expect((await fake.bytesAfterRequest()).length).toBe(0);
+  });
+
+  it('permessage-deflate answered with parameters we did not offer: 1010, nothing sent', async () => {
+    const fake = await rawFake((key) =>
+      head101([
+        `Sec-WebSocket-Accept: ${acceptFor(key)}`,
+        'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=9',
+      ]),
+    );
+    const err = await connect(fake.url, { perMessageDeflate: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WebSocketError);
+    expect((err as WebSocketError).code).toBe(1010);
+    expect((await fake.bytesAfterRequest()).length).toBe(0);
+  });
+
+  it('a subprotocol that was not offered: rejects with HandshakeError, sends nothing', async () => {
+    const fake = await rawFake(
+      (key) => head101([`Sec-WebSocket-Accept: ${acceptFor(key)}`, 'Sec-WebSocket-Protocol: evil']),
+      textFrame,
+    );
+    const err = await connect(fake.url, { protocols: ['chat'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect((err as Error).message).toMatch(/"evil", which was not requested/);
+    expect((err as HandshakeError).response?.status).toBe(101);
+    expect((await fake.bytesAfterRequest()).length).toBe(0);
+  });
+
+  it('a wrong Sec-WebSocket-Accept: rejects with HandshakeError, sends nothing', async () => {
+    const fake = await rawFake(
+      () => head101([`Sec-WebSocket-Accept: ${acceptFor('another key')}`]),
+      textFrame,
+    );
+    const err = await connect(fake.url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect((await fake.bytesAfterRequest()).length).toBe(0);
   });
 });
 
