@@ -328,10 +328,10 @@ export function deflateParamCases(): Case[] {
       defineCase({
         id: `13.${scenarios().length + 2}.${i + 1}`,
         family: 13,
-        description: `Our client offers "${offer}"; the fuzzing server answers with ${what} ("${response}"): the client fails the connection with 1010.`,
+        description: `Our client offers "${offer}"; the fuzzing server answers with ${what} ("${response}"): the client fails the connection (1010) without sending a frame.`,
         directions: ['client'],
         run: async () => {},
-        expect: { fail: { codes: [1010] } },
+        expect: { fail: { codes: [1010], noFrame: true } },
         options: { deflate: { offer, client: { ...client }, response, server: {} } },
       }),
     );

@@ -104,7 +104,12 @@ export function judge(c: Case, direction: Direction, peer: Peer, implInfo: Close
 
   if (exp.fail) {
     const codes = exp.fail === true ? [1002] : exp.fail.codes;
-    if (implClose !== undefined) {
+    const noFrame = exp.fail !== true && exp.fail.noFrame === true;
+    if (noFrame) {
+      if (implClose !== undefined)
+        grade('FAILED', `sent a Close (${implClose.code ?? 'no code'}) on a connection never established`);
+      else if (peer.implEndAt === undefined) grade('FAILED', 'the connection was not failed');
+    } else if (implClose !== undefined) {
       const code = implClose.code;
       if (code !== null && codes.includes(code)) {
         // as expected

@@ -44,8 +44,11 @@ export interface Expectation {
   /**
    * Our side must fail the connection: a Close with one of `codes` (OK), another error
    * code or a TCP drop without a Close (NON-STRICT). `true` means [1002].
+   * `noFrame`: the failure comes during the opening handshake (RFC 6455 §4.1: the
+   * connection was never established), so a TCP drop without any frame is the strict
+   * answer and a Close frame fails the case; `codes` are then what connect() rejects with.
    */
-  fail?: true | { codes: number[] };
+  fail?: true | { codes: number[]; noFrame?: boolean };
   /**
    * Fail-fast: the failure must be seen before the peer set this mark (usually right
    * before it sends the rest of a message). Seen only later: NON-STRICT.

@@ -1,12 +1,8 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { CloseCode } from '../protocol/close-codes.js';
-import { buildClosePayload } from '../protocol/close-frame.js';
-import { HandshakeError, type HandshakeResponse, WebSocketError } from '../protocol/errors.js';
+import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
 import { type ExtensionOffer, formatExtensions } from '../protocol/extensions.js';
-import { Opcode } from '../protocol/frame.js';
-import { encodeFrame } from '../protocol/frame-writer.js';
 import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
 import {
   acceptResponse,
@@ -32,8 +28,15 @@ export interface ClientOptions extends ConnectionOptions {
    * (e.g. `[{ serverMaxWindowBits: 10 }, {}]`: "window 10, else plain deflate").
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions | PerMessageDeflateOptions[];
-  /** Follow up to this many 3xx redirects. Default 0. */
+  /**
+   * Follow up to this many 3xx redirects (never more than 20, whatever the value). Default 0.
+   * A redirect to another origin (scheme, host or port) drops the credentials: the
+   * Authorization, Cookie and Proxy-Authorization entries of `headers` (and a Host entry),
+   * and user info in the URL. A URL seen before on the way is a loop and fails.
+   */
   followRedirects?: number;
+  /** Follow redirects from wss: to ws: (https: to http:). Default false: such a redirect fails. */
+  allowInsecureRedirects?: boolean;
   /** Origin-form request line (GET /path). false sends the absolute form (GET ws://host/path). Default true. */
   stripHost?: boolean;
   tls?: TlsOptions;
@@ -50,6 +53,12 @@ export interface ClientOptions extends ConnectionOptions {
 
 const MAX_ERROR_BODY = 64 * 1024;
 
+/** The hard cap on redirects followed by one connect(), whatever followRedirects says. */
+export const MAX_REDIRECTS = 20;
+
+/** Request headers that carry credentials: never sent on to another origin. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
 /**
  * Opens a WebSocket connection (ws: or wss:). Resolves once the handshake succeeded.
  * A non-101 answer rejects with HandshakeError whose `.response` holds status, headers
@@ -60,13 +69,80 @@ export async function connect(url: string | URL, options: ClientOptions = {}): P
   const connectionOptions = resolveConnectionOptions(options);
   for (const offer of toOfferList(options.perMessageDeflate)) validateDeflateOptions(offer, 'client');
   let target = new URL(url);
-  let redirectsLeft = options.followRedirects ?? 0;
-  for (;;) {
-    const outcome = await attempt(target, options, connectionOptions);
+  const limit = Math.min(Math.max(0, Math.floor(options.followRedirects ?? 0)), MAX_REDIRECTS);
+  let hopOptions = options;
+  const visited = new Set([visitKey(target)]);
+  for (let hops = 0; ; hops++) {
+    const outcome = await attempt(target, hopOptions, connectionOptions);
     if (outcome instanceof WebSocket) return outcome;
-    if (redirectsLeft-- <= 0) throw outcome.error;
-    target = outcome.location;
+    const { error, location } = outcome;
+    const fail = (message: string) =>
+      new HandshakeError(message, {
+        ...(error.response ? { response: error.response } : { status: error.status }),
+        cause: error,
+      });
+    if (limit === 0) throw error;
+    const answer = `${error.response?.status ?? ''} to ${redact(location)}`;
+    if (hops >= limit) {
+      throw fail(
+        `Too many redirects: followed ${hops} (followRedirects: ${limit}); the last was a ${answer}.`,
+      );
+    }
+    if (isSecure(target) && !isSecure(location) && options.allowInsecureRedirects !== true) {
+      throw fail(
+        `Refused a redirect from ${redact(target)} to ${redact(location)}: it leaves TLS. ` +
+          'Set allowInsecureRedirects to follow it.',
+      );
+    }
+    const key = visitKey(location);
+    if (visited.has(key)) throw fail(`Redirect loop: ${redact(location)} was already visited.`);
+    visited.add(key);
+    if (originOf(location) !== originOf(target)) {
+      // Another origin gets none of the caller's credentials (the WHATWG Fetch rules
+      // for a cross-origin redirect), and once dropped they stay dropped.
+      location.username = '';
+      location.password = '';
+      hopOptions = { ...hopOptions, ...withoutCredentials(hopOptions.headers) };
+    }
+    target = location;
   }
+}
+
+function isSecure(url: URL): boolean {
+  return url.protocol === 'wss:' || url.protocol === 'https:';
+}
+
+/** scheme://host:port, with ws: counted as http: and wss: as https: (same transport). */
+function originOf(url: URL): string {
+  const secure = isSecure(url);
+  const port = url.port || (secure ? '443' : '80');
+  return `${secure ? 'https' : url.protocol === 'ws:' || url.protocol === 'http:' ? 'http' : url.protocol}//${url.hostname.toLowerCase()}:${port}`;
+}
+
+function visitKey(url: URL): string {
+  return `${originOf(url)}${url.pathname}${url.search}`;
+}
+
+/** A URL for messages: no user info. */
+function redact(url: URL): string {
+  const copy = new URL(url.href);
+  copy.username = '';
+  copy.password = '';
+  return copy.href;
+}
+
+function withoutCredentials(headers: Record<string, string> | undefined): {
+  headers?: Record<string, string>;
+} {
+  if (headers === undefined) return {};
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    // A Host header named the old origin; node writes the new one.
+    if (CREDENTIAL_HEADERS.has(lower) || lower === 'host') continue;
+    kept[name] = value;
+  }
+  return { headers: kept };
 }
 
 type Attempt = WebSocket | { error: HandshakeError; location: URL };
@@ -93,7 +169,13 @@ function attempt(
     ...(options.origin !== undefined ? { origin: options.origin } : {}),
     ...(options.headers ? { headers: options.headers } : {}),
   });
-  const path = options.stripHost === false ? url.href : `${url.pathname}${url.search}`;
+  // RFC 9110 §4.2.4: user info never goes into a request target.
+  const path = options.stripHost === false ? redact(url) : `${url.pathname}${url.search}`;
+  // User info in the URL is sent as Basic credentials (an Authorization header wins).
+  const auth =
+    url.username !== '' || url.password !== ''
+      ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`
+      : undefined;
   const tls = options.tls ?? {};
   const timeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
   const log = createLogger(options.logger, options.logLevel);
@@ -112,6 +194,7 @@ function attempt(
       path,
       method: 'GET',
       headers,
+      ...(auth !== undefined ? { auth } : {}),
       // A custom transport replaces the agent (node uses createConnection only without one).
       ...(options.createConnection
         ? { createConnection: options.createConnection }
@@ -195,7 +278,7 @@ function attempt(
           logger: log,
         });
       } catch (err) {
-        failUpgrade(socket, err);
+        failUpgrade(socket);
         const error =
           err instanceof HandshakeError
             ? new HandshakeError(err.message, { status: err.status, response, cause: err })
@@ -211,25 +294,14 @@ function attempt(
 }
 
 /**
- * RFC 6455 §4.1: a client that rejects the server's handshake response fails the
- * connection. For a bad extension answer the connection is established at the TCP
- * level, so a Close with 1010 tells the server why (§7.4.1).
+ * RFC 6455 §4.1: a client that rejects the server's handshake response (a wrong accept
+ * key, a subprotocol or extension it did not offer) "MUST _Fail the WebSocket
+ * Connection_". The WebSocket connection was never established, so no frame is sent,
+ * not even a Close (the 1010 of §7.4.1 is what the caller sees): the TCP connection is
+ * just closed.
  */
-function failUpgrade(socket: Duplex, err: unknown): void {
+function failUpgrade(socket: Duplex): void {
   socket.on('error', () => {}); // a reset now must not become an uncaught error
-  if (err instanceof WebSocketError && err.code === CloseCode.MANDATORY_EXT) {
-    // A Close frame with code 1010, masked with a fresh key like every client frame (§5.3).
-    const frame = {
-      fin: true,
-      rsv: 0,
-      opcode: Opcode.CLOSE,
-      masked: true,
-      payload: buildClosePayload(err.code),
-    };
-    socket.end(Buffer.concat(encodeFrame(frame)));
-    setTimeout(() => socket.destroy(), 1000).unref();
-    return;
-  }
   socket.destroy();
 }
 

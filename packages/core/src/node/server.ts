@@ -60,8 +60,21 @@ export interface RouteOptions extends AccessHooks, ConnectionOptions {
 export interface ServerOptions extends RouteOptions {
   /** An upgrade request slower than this (ms) is dropped. Default 10000. */
   handshakeTimeout?: number;
-  /** Further upgrades are answered 503. Default Infinity. */
+  /** Further upgrades are answered 503 (with Retry-After). Default Infinity. */
   maxConnections?: number;
+  /**
+   * Upgrade requests received but not answered yet (their acceptConnection is still
+   * running); further ones are answered 503 with Retry-After. Default 1024.
+   */
+  maxPendingHandshakes?: number;
+  /**
+   * Open connections plus pending handshakes from one remote address (IPv4-mapped IPv6
+   * counts as IPv4); further ones are answered 503 with Retry-After. Default Infinity:
+   * behind a reverse proxy or a large NAT every client has the same address.
+   */
+  maxConnectionsPerIp?: number;
+  /** The Retry-After value (seconds) of the 503 answers above. Default 5. */
+  retryAfter?: number;
   /** For listen(): serve wss:// with this certificate and key. */
   tls?: TlsOptions;
 }
@@ -82,6 +95,30 @@ export interface UpgradeContext {
 
 const noopHandler: Handler = () => {};
 
+/** Defaults of the server-only limits (SECURITY.md explains the choices). */
+export const SERVER_DEFAULTS = {
+  maxConnections: Number.POSITIVE_INFINITY,
+  maxPendingHandshakes: 1024,
+  maxConnectionsPerIp: Number.POSITIVE_INFINITY,
+  retryAfter: 5,
+} as const;
+
+/** The key a remote address is counted under: IPv4-mapped IPv6 as IPv4, lower case. */
+export function addressKey(address: string | undefined): string | undefined {
+  if (address === undefined || address === '') return undefined;
+  const lower = address.toLowerCase();
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(lower);
+  return mapped ? mapped[1] : lower;
+}
+
+function limitOption(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative number (got ${String(value)})`);
+  }
+  return value;
+}
+
 /**
  * A WebSocket server: routes upgrade requests to handlers. Use it standalone (listen),
  * on an existing http/https server (attach), or from a framework (handleUpgrade).
@@ -94,6 +131,12 @@ export class WebSocketServer implements TopicHub {
   private readonly log: Logger;
   private readonly handshakeTimeout: number;
   private readonly maxConnections: number;
+  private readonly maxPendingHandshakes: number;
+  private readonly maxConnectionsPerIp: number;
+  private readonly retryAfter: string;
+  /** Open connections plus pending handshakes, per remote address (only with a per-IP limit). */
+  private readonly perAddress = new Map<string, number>();
+  private readonly addressOf = new Map<WebSocket, string>();
   private readonly pendingHandshakes = new WeakMap<Duplex, NodeJS.Timeout | null>();
   private ownServer: HttpServer | HttpsServer | undefined;
   private attached = new Set<HttpServer | HttpsServer>();
@@ -106,7 +149,24 @@ export class WebSocketServer implements TopicHub {
     this.options = options;
     this.log = createLogger(options.logger, options.logLevel);
     this.handshakeTimeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
-    this.maxConnections = options.maxConnections ?? Number.POSITIVE_INFINITY;
+    this.maxConnections = limitOption(
+      'maxConnections',
+      options.maxConnections,
+      SERVER_DEFAULTS.maxConnections,
+    );
+    this.maxPendingHandshakes = limitOption(
+      'maxPendingHandshakes',
+      options.maxPendingHandshakes,
+      SERVER_DEFAULTS.maxPendingHandshakes,
+    );
+    this.maxConnectionsPerIp = limitOption(
+      'maxConnectionsPerIp',
+      options.maxConnectionsPerIp,
+      SERVER_DEFAULTS.maxConnectionsPerIp,
+    );
+    this.retryAfter = String(
+      Math.ceil(limitOption('retryAfter', options.retryAfter, SERVER_DEFAULTS.retryAfter)),
+    );
   }
 
   /** Connections that completed the handshake and are not closed yet. */
@@ -147,6 +207,17 @@ export class WebSocketServer implements TopicHub {
   /** @internal The connection is closed: it leaves `clients`. */
   connectionClosed(ws: WebSocket): void {
     this.clientSet.delete(ws);
+    const address = this.addressOf.get(ws);
+    if (address !== undefined) {
+      this.addressOf.delete(ws);
+      this.countAddress(address, -1);
+    }
+  }
+
+  private countAddress(address: string, delta: number): void {
+    const n = (this.perAddress.get(address) ?? 0) + delta;
+    if (n <= 0) this.perAddress.delete(address);
+    else this.perAddress.set(address, n);
   }
 
   unsubscribe(ws: WebSocket, topic: string): void {
@@ -310,13 +381,21 @@ export class WebSocketServer implements TopicHub {
       }
       throw err;
     }
-    if (this.closing) {
-      this.refuse(socket, 503, 'The server is shutting down');
+    // Capacity: checked before anything is built for this request, answered 503 with
+    // Retry-After (RFC 9110 §10.2.3) so that well-behaved clients back off.
+    const busy = (body: string) => {
+      this.refuse(socket, 503, body, { 'Retry-After': this.retryAfter });
       return null;
-    }
-    if (this.clientSet.size + this.upgrading >= this.maxConnections) {
-      this.refuse(socket, 503, 'Too many connections');
-      return null;
+    };
+    if (this.closing) return busy('The server is shutting down');
+    if (this.clientSet.size + this.upgrading >= this.maxConnections) return busy('Too many connections');
+    if (this.upgrading >= this.maxPendingHandshakes) return busy('Too many handshakes in progress');
+    const address =
+      this.maxConnectionsPerIp === Number.POSITIVE_INFINITY
+        ? undefined
+        : addressKey(req.socket?.remoteAddress ?? (socket as Partial<Socket>).remoteAddress);
+    if (address !== undefined && (this.perAddress.get(address) ?? 0) >= this.maxConnectionsPerIp) {
+      return busy('Too many connections from this address');
     }
 
     const upgradeReq = buildUpgradeRequest(req, {
@@ -332,73 +411,99 @@ export class WebSocketServer implements TopicHub {
       if (holding) this.upgrading--;
       holding = false;
     };
+    // The address's count is held until the connection closes (or the upgrade fails).
+    let addressHeld = address !== undefined;
+    if (address !== undefined) this.countAddress(address, 1);
+    const releaseAddress = () => {
+      if (addressHeld && address !== undefined) this.countAddress(address, -1);
+      addressHeld = false;
+    };
     socket.once('close', release);
-    let accepted: boolean;
+    socket.once('close', releaseAddress);
+    const takeAddress = () => {
+      // Handed over to the connection: its close releases the address.
+      socket.off('close', releaseAddress);
+      const held = addressHeld;
+      addressHeld = false;
+      return held ? address : undefined;
+    };
     try {
-      accepted = opts.acceptConnection
-        ? await opts.acceptConnection(upgradeReq)
-        : checkOrigin(upgradeReq, opts.origins);
-    } catch (err) {
-      this.log.error({ err }, 'acceptConnection threw: refusing');
-      accepted = false;
-    } finally {
-      release();
-      socket.off('close', release);
-    }
-    if (socket.destroyed) return null;
-    if (!accepted) {
-      this.deny(socket, upgradeReq, opts);
-      return null;
-    }
-    if (this.closing) {
-      // close() began while acceptConnection ran: it must not be outlived.
-      this.refuse(socket, 503, 'The server is shutting down');
-      return null;
-    }
-
-    const protocol = opts.protocols ? selectSubprotocol(validated.protocols, opts.protocols) : undefined;
-    let extensions = '';
-    let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
-    const deflate = deflateOptions(opts.perMessageDeflate);
-    if (deflate !== undefined) {
-      const agreed = negotiate(validated.extensions, deflate);
-      if (agreed !== null) {
-        extensions = formatExtensions([agreed.response]);
-        compressor = createPerMessageDeflate(agreed.params, 'server', deflate);
+      let accepted: boolean;
+      try {
+        accepted = opts.acceptConnection
+          ? await opts.acceptConnection(upgradeReq)
+          : checkOrigin(upgradeReq, opts.origins);
+      } catch (err) {
+        this.log.error({ err }, 'acceptConnection threw: refusing');
+        accepted = false;
+      } finally {
+        release();
+        socket.off('close', release);
       }
+      if (socket.destroyed) return null;
+      if (!accepted) {
+        this.deny(socket, upgradeReq, opts);
+        return null;
+      }
+      if (this.closing) {
+        // close() began while acceptConnection ran: it must not be outlived.
+        this.refuse(socket, 503, 'The server is shutting down', { 'Retry-After': this.retryAfter });
+        return null;
+      }
+
+      const protocol = opts.protocols ? selectSubprotocol(validated.protocols, opts.protocols) : undefined;
+      let extensions = '';
+      let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
+      const deflate = deflateOptions(opts.perMessageDeflate);
+      if (deflate !== undefined) {
+        const agreed = negotiate(validated.extensions, deflate);
+        if (agreed !== null) {
+          extensions = formatExtensions([agreed.response]);
+          compressor = createPerMessageDeflate(agreed.params, 'server', deflate);
+        }
+      }
+
+      const response = buildAcceptResponse({
+        key: validated.key,
+        ...(protocol !== undefined ? { protocol } : {}),
+        extensions,
+      });
+      this.handshakeDone(socket);
+      socket.write(response);
+      const ws = new WebSocket({
+        side: 'server',
+        socket,
+        options: resolveConnectionOptions(opts),
+        ...(protocol !== undefined ? { protocol } : {}),
+        extensions,
+        ...(compressor ? { compressor } : {}),
+        path,
+        head,
+        logger: opts.logger || opts.logLevel ? createLogger(opts.logger, opts.logLevel) : this.log,
+        hub: this,
+      });
+      this.clientSet.add(ws);
+      const owned = takeAddress();
+      if (owned !== undefined) {
+        // A connection already closed (its socket died during construction) was counted out.
+        if (ws.readyState === WebSocket.CLOSED) this.countAddress(owned, -1);
+        else this.addressOf.set(ws, owned);
+      }
+
+      this.log.debug({ path, remote: ws.remoteAddress, protocol, extensions }, 'connection open');
+
+      const handler = explicitHandler ?? route?.handler ?? noopHandler;
+      try {
+        const result = handler(ws, upgradeReq);
+        if (result instanceof Promise) result.catch((err: unknown) => ws.handlerFailed(err));
+      } catch (err) {
+        ws.handlerFailed(err);
+      }
+      return ws;
+    } finally {
+      socket.off('close', releaseAddress);
+      releaseAddress();
     }
-
-    const response = buildAcceptResponse({
-      key: validated.key,
-      ...(protocol !== undefined ? { protocol } : {}),
-      extensions,
-    });
-    this.handshakeDone(socket);
-    socket.write(response);
-    const ws = new WebSocket({
-      side: 'server',
-      socket,
-      options: resolveConnectionOptions(opts),
-      ...(protocol !== undefined ? { protocol } : {}),
-      extensions,
-      ...(compressor ? { compressor } : {}),
-      path,
-      head,
-      logger: opts.logger || opts.logLevel ? createLogger(opts.logger, opts.logLevel) : this.log,
-      hub: this,
-    });
-    this.clientSet.add(ws);
-
-    this.log.debug({ path, remote: ws.remoteAddress, protocol, extensions }, 'connection open');
-
-    const handler = explicitHandler ?? route?.handler ?? noopHandler;
-    try {
-      const result = handler(ws, upgradeReq);
-      if (result instanceof Promise) result.catch((err: unknown) => ws.handlerFailed(err));
-    } catch (err) {
-      ws.handlerFailed(err);
-    }
-    return ws;
   }
 
   private deny(socket: Duplex, req: UpgradeRequest, opts: RouteOptions): void {

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -9,13 +10,15 @@ import {
   WebSocketError,
   WebSocketServer,
 } from '@wskit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   cleanup,
   echo,
+  generateCert,
   HOST,
   onCleanup,
   plainServer,
+  removeCert,
   track,
   waitFor,
   withTimeout,
@@ -231,12 +234,108 @@ describe('handshake failures', () => {
     expect(err).toBeInstanceOf(WebSocketError);
     expect((err as WebSocketError).code).toBe(1010);
     await fake.hungUp(0);
-    // §7.4.1: a masked Close frame carrying 1010 (0x03f2) tells the server why.
-    const frame = Buffer.concat(fake.received[0]!);
-    expect(frame.length).toBe(8);
-    expect([frame[0], frame[1]]).toEqual([0x88, 0x82]);
-    const mask = frame.subarray(2, 6);
-    expect([frame[6]! ^ mask[0]!, frame[7]! ^ mask[1]!]).toEqual([0x03, 0xf2]);
+    expect(Buffer.concat(fake.received[0]!).length).toBe(0);
+  });
+});
+
+describe('an invalid 101: the connection was never established, so no frame is sent (RFC 6455 §4.1)', () => {
+  /**
+   * A raw TCP server: reads the request head, answers with `respond(key)` (plus `after`
+   * in the same write, as a server sending frames right away would), and records every
+   * byte the client sends after its request until the client hangs up.
+   */
+  async function rawFake(respond: (key: string) => string, after: Buffer = Buffer.alloc(0)) {
+    let received = Buffer.alloc(0);
+    let hungUp!: () => void;
+    const closed = new Promise<void>((resolve) => {
+      hungUp = resolve;
+    });
+    const server = createNetServer((socket) => {
+      let head = '';
+      let inHead = true;
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => {
+        if (!inHead) {
+          received = Buffer.concat([received, chunk]);
+          return;
+        }
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        inHead = false;
+        received = Buffer.from(head.slice(end + 4), 'latin1');
+        const key = /\r\nsec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? '';
+        socket.write(Buffer.concat([Buffer.from(respond(key), 'latin1'), after]));
+      });
+      socket.on('end', () => hungUp());
+      socket.on('close', () => hungUp());
+    });
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+    onCleanup(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+        }),
+    );
+    const { port } = server.address() as { port: number };
+    return {
+      url: `ws://${HOST}:${port}/`,
+      /** Every byte after the request, once the client has hung up. */
+      bytesAfterRequest: async () => {
+        await withTimeout(closed, 5000, 'the client hanging up');
+        return received;
+      },
+    };
+  }
+
+  // A text frame the server sends right behind its 101 (the client must not answer it either).
+  const textFrame = Buffer.from([0x81, 0x02, 0x68, 0x69]);
+
+  it('an extension that was not offered: rejects with WebSocketError 1010, sends nothing', async () => {
+    const fake = await rawFake(
+      (key) => head101([`Sec-WebSocket-Accept: ${acceptFor(key)}`, 'Sec-WebSocket-Extensions: x-unknown']),
+      textFrame,
+    );
+    const err = await connect(fake.url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WebSocketError);
+    expect((err as WebSocketError).code).toBe(1010);
+    expect((err as Error).message).toMatch(/x-unknown|not offered|extension/i);
+    expect((await fake.bytesAfterRequest()).length).toBe(0);
+  });
+
+  it('permessage-deflate answered with parameters we did not offer: 1010, nothing sent', async () => {
+    const fake = await rawFake((key) =>
+      head101([
+        `Sec-WebSocket-Accept: ${acceptFor(key)}`,
+        'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=9',
+      ]),
+    );
+    const err = await connect(fake.url, { perMessageDeflate: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WebSocketError);
+    expect((err as WebSocketError).code).toBe(1010);
+    expect((await fake.bytesAfterRequest()).length).toBe(0);
+  });
+
+  it('a subprotocol that was not offered: rejects with HandshakeError, sends nothing', async () => {
+    const fake = await rawFake(
+      (key) => head101([`Sec-WebSocket-Accept: ${acceptFor(key)}`, 'Sec-WebSocket-Protocol: evil']),
+      textFrame,
+    );
+    const err = await connect(fake.url, { protocols: ['chat'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect((err as Error).message).toMatch(/"evil", which was not requested/);
+    expect((err as HandshakeError).response?.status).toBe(101);
+    expect((await fake.bytesAfterRequest()).length).toBe(0);
+  });
+
+  it('a wrong Sec-WebSocket-Accept: rejects with HandshakeError, sends nothing', async () => {
+    const fake = await rawFake(
+      () => head101([`Sec-WebSocket-Accept: ${acceptFor('another key')}`]),
+      textFrame,
+    );
+    const err = await connect(fake.url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect((await fake.bytesAfterRequest()).length).toBe(0);
   });
 });
 
@@ -299,6 +398,170 @@ describe('redirects', () => {
     const port = await serve(wss);
     const ws = track(await connect(`ws://${HOST}:${port}/old`, { followRedirects: 1 }));
     expect((await ws.receive())?.text()).toBe('new home');
+  });
+});
+
+describe('redirects and credentials', () => {
+  /** Answers every upgrade with a redirect to `location(path)`; records each request's headers. */
+  async function recordingRedirector(location: (path: string) => string) {
+    const seen: IncomingHttpHeaders[] = [];
+    const server = createServer();
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      seen.push(req.headers);
+      socket.end(
+        `HTTP/1.1 302 Found\r\nLocation: ${location(req.url ?? '/')}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    const { port } = await plainServer(server);
+    return { port, seen };
+  }
+
+  const credentials = {
+    Authorization: 'Bearer secret-token',
+    Cookie: 'session=secret',
+    'Proxy-Authorization': 'Basic cHJveHk6c2VjcmV0',
+    'X-Trace': 'kept',
+  };
+
+  it('a 302 to another port drops Authorization, Cookie and Proxy-Authorization; other headers go on', async () => {
+    const target = await echoServer();
+    const hop = await recordingRedirector(() => `${target.url}/landing`);
+    const ws = track(
+      await connect(`ws://${HOST}:${hop.port}/start`, { followRedirects: 1, headers: credentials }),
+    );
+    expect(await roundTrip(ws, 'hi')).toBe('hi');
+    // The first server (the caller's own target) got them all.
+    expect(hop.seen[0]).toMatchObject({
+      authorization: 'Bearer secret-token',
+      cookie: 'session=secret',
+      'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',
+      'x-trace': 'kept',
+    });
+    const received = target.requests[0]!.headers;
+    expect(received.authorization).toBeUndefined();
+    expect(received.cookie).toBeUndefined();
+    expect(received['proxy-authorization']).toBeUndefined();
+    expect(received['x-trace']).toBe('kept');
+    expect(received.host).toBe(`${HOST}:${target.port}`);
+  });
+
+  it('user info in the URL is sent as Basic credentials, and not to another origin', async () => {
+    const target = await echoServer();
+    const hop = await recordingRedirector(() => `${target.url}/landing`);
+    const ws = track(await connect(`ws://us%40er:p%3Ass@${HOST}:${hop.port}/start`, { followRedirects: 1 }));
+    expect(await roundTrip(ws, 'hi')).toBe('hi');
+    expect(hop.seen[0]!.authorization).toBe(`Basic ${Buffer.from('us@er:p:ss').toString('base64')}`);
+    expect(target.requests[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it('a redirect within the same origin keeps the credentials', async () => {
+    const requests: UpgradeRequest[] = [];
+    const wss = new WebSocketServer()
+      .route('/old', echo, {
+        acceptConnection: () => false,
+        accessDenied: (_req, reply) => reply(307, '', { Location: '/new' }),
+      })
+      .route('/new', (ws, req) => {
+        requests.push(req);
+        void ws.send('new home');
+      });
+    const port = await serve(wss);
+    const ws = track(
+      await connect(`ws://${HOST}:${port}/old`, { followRedirects: 1, headers: { Cookie: 'session=1' } }),
+    );
+    expect((await ws.receive())?.text()).toBe('new home');
+    expect(requests[0]!.headers.cookie).toBe('session=1');
+  });
+
+  it('the absolute-form request line never carries user info', async () => {
+    const lines: string[] = [];
+    const server = createServer();
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      lines.push(String(req.url));
+      socket.destroy();
+    });
+    const { port } = await plainServer(server);
+    await expect(connect(`ws://user:pw@${HOST}:${port}/p`, { stripHost: false })).rejects.toThrow();
+    expect(lines).toEqual([`ws://${HOST}:${port}/p`]);
+  });
+
+  it('a redirect loop fails with a clear error instead of going round', async () => {
+    let bPort = 0;
+    const a = await recordingRedirector(() => `ws://${HOST}:${bPort}/b`);
+    const b = await recordingRedirector(() => `ws://${HOST}:${a.port}/a`);
+    bPort = b.port;
+    const err = await connect(`ws://${HOST}:${a.port}/a`, { followRedirects: 10 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect((err as Error).message).toMatch(/Redirect loop/);
+    expect((err as HandshakeError).response?.status).toBe(302);
+    expect([a.seen.length, b.seen.length]).toEqual([1, 1]);
+  });
+
+  it('followRedirects is capped at 20 hops whatever its value', async () => {
+    // Every answer sends the client one step further: /1 -> /2 -> ... (never a loop).
+    const hop = await recordingRedirector((path) => `/${Number(path.slice(1)) + 1}`);
+    const err = await connect(`ws://${HOST}:${hop.port}/0`, { followRedirects: 1_000_000 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect((err as Error).message).toMatch(/Too many redirects: followed 20/);
+    expect(hop.seen.length).toBe(21);
+  });
+
+  describe('from wss:', () => {
+    const cert = generateCert();
+    afterAll(() => removeCert(cert));
+
+    /** An https server answering every upgrade with a 302 to `location`. */
+    async function secureRedirector(location: string) {
+      const server = createHttpsServer({ cert: cert.cert, key: cert.key });
+      server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
+        socket.end(
+          `HTTP/1.1 302 Found\r\nLocation: ${location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+        );
+      });
+      await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+      onCleanup(
+        () =>
+          new Promise<void>((resolve) => {
+            server.closeAllConnections();
+            server.close(() => resolve());
+          }),
+      );
+      return `wss://${HOST}:${(server.address() as { port: number }).port}/secure`;
+    }
+
+    it('a redirect to ws: is refused with a clear error; the plain server is never contacted', async () => {
+      const target = await echoServer();
+      const url = await secureRedirector(`${target.url}/plain`);
+      const err = await connect(url, {
+        followRedirects: 3,
+        tls: { ca: cert.cert },
+        headers: credentials,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HandshakeError);
+      expect((err as Error).message).toMatch(
+        /Refused a redirect from wss:.* to ws:.*leaves TLS.*allowInsecureRedirects/,
+      );
+      expect((err as HandshakeError).response?.status).toBe(302);
+      expect(target.requests).toEqual([]);
+    });
+
+    it('allowInsecureRedirects: true follows it, without the credentials', async () => {
+      const target = await echoServer();
+      const url = await secureRedirector(`${target.url}/plain`);
+      const ws = track(
+        await connect(url, {
+          followRedirects: 3,
+          allowInsecureRedirects: true,
+          tls: { ca: cert.cert },
+          headers: credentials,
+        }),
+      );
+      expect(await roundTrip(ws, 'downgraded')).toBe('downgraded');
+      expect(target.requests[0]!.headers.authorization).toBeUndefined();
+      expect(target.requests[0]!.headers.cookie).toBeUndefined();
+    });
   });
 });
 
