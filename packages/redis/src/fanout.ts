@@ -103,7 +103,7 @@ export class RedisFanout extends EventEmitter implements Fanout {
 
   /** Resolves once the connections to Redis are established (it waits while Redis is away). */
   ready(): Promise<void> {
-    return this.link.ready();
+    return this.link.ready(true);
   }
 
   // ---- the Fanout interface (called by the server) ------------------------------------
@@ -111,7 +111,7 @@ export class RedisFanout extends EventEmitter implements Fanout {
   attach(server: FanoutTarget): void {
     if (this.target !== undefined) throw new Error('a RedisFanout serves one WebSocketServer');
     this.target = server;
-    void this.link.ready().catch(() => {}); // connect now, not at the first publish
+    void this.link.ready(true).catch(() => {}); // connect now, not at the first publish
   }
 
   topicOpened(topic: string): void {

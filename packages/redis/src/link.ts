@@ -60,6 +60,8 @@ export class Link {
   private pub: Conn | undefined;
   private pubRaw: Conn | undefined;
   private sub: Conn | undefined;
+  /** The subscriber's first connection: a Cluster knows its slots only after it. */
+  private subConnected: Promise<unknown> = Promise.resolve();
   private readonly options: LinkOptions;
   private closed = false;
   private upState = false;
@@ -97,7 +99,7 @@ export class Link {
     // returns, and node-redis re-subscribes every channel after a reconnect.
     const conn = this.duplicate({});
     this.sub = conn;
-    this.open(conn);
+    this.subConnected = this.open(conn);
     return conn;
   }
 
@@ -110,7 +112,7 @@ export class Link {
     return dup.call(template, { defaults: { ...defaults, ...overrides } });
   }
 
-  private open(conn: Conn): void {
+  private open(conn: Conn): Promise<void> {
     conn.on('error', (err) => {
       if (!this.closed) this.options.onError(err instanceof Error ? err : new Error(String(err)));
     });
@@ -123,6 +125,7 @@ export class Link {
       },
     );
     this.connecting.push(p);
+    return p;
   }
 
   private setUp(up: boolean): void {
@@ -131,9 +134,10 @@ export class Link {
     this.options.onState(up);
   }
 
-  /** Resolves when the connections opened so far have connected once. */
-  async ready(): Promise<void> {
+  /** Opens the connections (both, or the publisher only) and resolves once they are up. */
+  async ready(subscriber: boolean): Promise<void> {
     this.publisher();
+    if (subscriber) this.subscriber();
     await Promise.all(this.connecting);
   }
 
@@ -151,16 +155,19 @@ export class Link {
     return pub.publish(channel, message);
   }
 
+  // (Un)subscribes wait for the subscriber's first connection and keep their call order.
   subscribe(channel: string, listener: MessageListener): Promise<void> {
     const sub = this.subscriber();
-    return this.cluster ? sub.sSubscribe(channel, listener, true) : sub.subscribe(channel, listener, true);
+    return this.subConnected.then(() =>
+      this.cluster ? sub.sSubscribe(channel, listener, true) : sub.subscribe(channel, listener, true),
+    );
   }
 
   unsubscribe(channel: string, listener: MessageListener): Promise<void> {
     const sub = this.subscriber();
-    return this.cluster
-      ? sub.sUnsubscribe(channel, listener, true)
-      : sub.unsubscribe(channel, listener, true);
+    return this.subConnected.then(() =>
+      this.cluster ? sub.sUnsubscribe(channel, listener, true) : sub.unsubscribe(channel, listener, true),
+    );
   }
 
   /**

@@ -47,7 +47,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       const binary = opts.binary ?? typeof data !== 'string';
       return link.publish(prefix + topic, encodeEnvelope(origin, payload, binary, opts.compress ?? false));
     },
-    ready: () => link.ready().then(() => void lastError),
+    ready: () => link.ready(false).then(() => void lastError),
     close: () => link.close(),
   };
 }

@@ -1,5 +1,6 @@
 // Three server processes on one real redis-server (classic pub/sub), clients spread over
 // them: exactly-once in-order delivery, an outage of Redis, the loss of a server process.
+import { createPublisher } from '@wskit/redis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -73,6 +74,24 @@ describe.skipIf(!redisAvailable())('@wskit/redis on standalone Redis, three proc
     // Unsubscribed clients got nothing (a ping round trip flushes what might be in flight).
     await Promise.all(bystanders.map((c) => c.ws.ping()));
     for (const c of bystanders) expect(c.got).toEqual([]);
+  });
+
+  it('createPublisher() reaches every process from one with no WebSocket server', async () => {
+    for (const c of subscribed) c.got.length = 0;
+    const publisher = createPublisher({ url: redis.url });
+    try {
+      await publisher.ready();
+      const receivers = await Promise.all(
+        range(0, 10).map((seq) => publisher.publish('room', message(7, seq))),
+      );
+      expect(receivers).toEqual(range(0, 10).map(() => 3));
+      for (const c of subscribed) {
+        await c.until(10);
+        expectExactlyOnceInOrder(c.got, new Map([[7, range(0, 10)]]));
+      }
+    } finally {
+      await publisher.close();
+    }
   });
 
   it('unsubscribes from Redis after the last local subscriber leaves', async () => {
