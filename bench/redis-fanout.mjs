@@ -57,7 +57,10 @@ async function startRedis() {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
-    stop: () => (proc.kill('SIGKILL'), rmSync(dir, { recursive: true, force: true })),
+    stop: () => {
+      proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
