@@ -2,6 +2,7 @@ export { type ClientOptions, connect } from './client.js';
 export type { MessageCompressor } from './compressor.js';
 export { type CloseInfo, type Data, type SendOptions, WebSocket } from './connection.js';
 export { createPerMessageDeflate, ZlibLimiter, zlibContexts, zlibLimiter } from './deflate.js';
+export type { Fanout, FanoutTarget, PublishOptions } from './fanout.js';
 export { createLogger, type Logger, type LogLevel, silentLogger } from './logger.js';
 export { Message } from './message.js';
 export { type ConnectionOptions, DEFAULTS, type TlsOptions } from './options.js';

@@ -21,6 +21,7 @@ import {
 } from '../protocol/permessage-deflate.js';
 import { type Data, type TopicHub, toPayload, WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
+import type { Fanout, FanoutTarget, PublishOptions } from './fanout.js';
 import { createLogger, type Logger } from './logger.js';
 import {
   type ConnectionOptions,
@@ -77,6 +78,8 @@ export interface ServerOptions extends RouteOptions {
   retryAfter?: number;
   /** For listen(): serve wss:// with this certificate and key. */
   tls?: TlsOptions;
+  /** Carries publish() to other processes (e.g. `redisFanout()` from @wskit/redis). */
+  fanout?: Fanout;
 }
 
 interface Route {
@@ -123,7 +126,7 @@ function limitOption(name: string, value: number | undefined, fallback: number):
  * A WebSocket server: routes upgrade requests to handlers. Use it standalone (listen),
  * on an existing http/https server (attach), or from a framework (handleUpgrade).
  */
-export class WebSocketServer implements TopicHub {
+export class WebSocketServer implements TopicHub, FanoutTarget {
   readonly options: ServerOptions;
   private readonly routes: Route[] = [];
   private readonly clientSet = new Set<WebSocket>();
@@ -142,6 +145,7 @@ export class WebSocketServer implements TopicHub {
   private attached = new Set<HttpServer | HttpsServer>();
   private closing = false;
   private upgrading = 0;
+  private fanoutHooks: Fanout | undefined;
 
   constructor(options: ServerOptions = {}) {
     validateRouteOptions(options); // bad options fail here, not on every upgrade
@@ -167,6 +171,7 @@ export class WebSocketServer implements TopicHub {
     this.retryAfter = String(
       Math.ceil(limitOption('retryAfter', options.retryAfter, SERVER_DEFAULTS.retryAfter)),
     );
+    if (options.fanout !== undefined) this.setFanout(options.fanout);
   }
 
   /** Connections that completed the handshake and are not closed yet. */
@@ -200,6 +205,9 @@ export class WebSocketServer implements TopicHub {
     if (set === undefined) {
       set = new Set();
       this.topicIndex.set(topic, set);
+      set.add(ws);
+      this.fanoutHooks?.topicOpened(topic);
+      return;
     }
     set.add(ws);
   }
@@ -224,28 +232,64 @@ export class WebSocketServer implements TopicHub {
     const set = this.topicIndex.get(topic);
     if (set === undefined) return;
     set.delete(ws);
-    if (set.size === 0) this.topicIndex.delete(topic);
+    if (set.size === 0) {
+      this.topicIndex.delete(topic);
+      this.fanoutHooks?.topicClosed(topic);
+    }
   }
 
   /**
-   * Sends a message to every subscriber of `topic`, encoding the frame once. Returns the
-   * number of connections it went to. Messages are published uncompressed.
+   * Attaches the fan-out that carries publish() to other processes (once per server; the
+   * `fanout` option does the same). It is told at once about the topics already open.
    */
-  publish(topic: string, data: Data, opts: { binary?: boolean } = {}): number {
+  setFanout(fanout: Fanout): void {
+    if (this.fanoutHooks !== undefined) throw new Error('this server already has a fan-out');
+    this.fanoutHooks = fanout;
+    fanout.attach(this);
+    for (const topic of this.topicIndex.keys()) fanout.topicOpened(topic);
+  }
+
+  /** The topics that have at least one subscriber in this process. */
+  localTopics(): IterableIterator<string> {
+    return this.topicIndex.keys();
+  }
+
+  /**
+   * Sends a message to every subscriber of `topic`, encoding the frame once (uncompressed
+   * unless `compress: true`). Returns the number of local connections it went to. With a
+   * fan-out attached, the message also goes to the other processes (see its own report).
+   */
+  publish(topic: string, data: Data, opts: PublishOptions = {}): number {
+    const fanout = this.fanoutHooks;
+    if (fanout === undefined) return this.deliverLocal(topic, data, opts);
+    const payload = toPayload(data);
+    const resolved = { binary: opts.binary ?? typeof data !== 'string', compress: opts.compress ?? false };
+    const count = this.deliverLocal(topic, payload, resolved);
+    fanout.published(topic, payload, resolved, count);
+    return count;
+  }
+
+  /** publish() to this process's subscribers only (the fan-out is not told). */
+  deliverLocal(topic: string, data: Data, opts: PublishOptions = {}): number {
     const set = this.topicIndex.get(topic);
     if (set === undefined || set.size === 0) return 0;
     const payload = toPayload(data);
     const binary = opts.binary ?? typeof data !== 'string';
-    const frame = encodeFrame({
-      fin: true,
-      rsv: 0,
-      opcode: binary ? Opcode.BINARY : Opcode.TEXT,
-      masked: false,
-      payload,
-    });
-    const bytes = frame.length === 1 ? frame[0]! : Buffer.concat(frame);
+    let bytes: Buffer | undefined;
     let count = 0;
     for (const ws of set) {
+      if (opts.compress === true && ws.extensions !== '') {
+        // RFC 7692 §7.2.3: deflate contexts are per connection, so is the frame.
+        if (ws.readyState !== WebSocket.OPEN) continue;
+        ws.send(payload, { binary, compress: true }).catch(noopCatch);
+        count++;
+        continue;
+      }
+      if (bytes === undefined) {
+        const opcode = binary ? Opcode.BINARY : Opcode.TEXT;
+        const frame = encodeFrame({ fin: true, rsv: 0, opcode, masked: false, payload });
+        bytes = frame.length === 1 ? frame[0]! : Buffer.concat(frame);
+      }
       // Written now, or right after the connection's fragmented/queued sends.
       if (ws.sendEncoded(bytes)) count++;
     }
@@ -583,6 +627,7 @@ export class WebSocketServer implements TopicHub {
     this.closing = true;
     const all = [...this.clientSet].map((ws) => ws.close(code, reason).catch(() => ws.terminate()));
     await Promise.all(all);
+    await this.fanoutHooks?.close?.();
     const server = this.ownServer;
     if (server !== undefined) {
       await new Promise<void>((resolve) => {
@@ -596,6 +641,8 @@ export class WebSocketServer implements TopicHub {
 function validateRouteOptions(options: RouteOptions): void {
   resolveConnectionOptions(options);
 }
+
+function noopCatch(): void {}
 
 function onEarlyError(): void {
   // A socket error before the connection exists: the socket is destroyed, nothing to do.
