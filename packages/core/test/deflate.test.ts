@@ -1032,7 +1032,8 @@ describe('negotiation end to end', () => {
     const s = await startServer({ perMessageDeflate: true });
     const ws = await client(s.url(), { perMessageDeflate: true });
     const { ws: peer, req } = await s.next();
-    expect(req.headers['sec-websocket-extensions']).toBe('permessage-deflate');
+    // The client's default offer lets the server choose its window; ours doesn't ask to.
+    expect(req.headers['sec-websocket-extensions']).toBe('permessage-deflate; client_max_window_bits');
     expect(ws.extensions).toBe('permessage-deflate');
     expect(peer.extensions).toBe('permessage-deflate');
   });
@@ -1042,7 +1043,7 @@ describe('negotiation end to end', () => {
     const ws = await client(s.url(), { perMessageDeflate: [{ serverMaxWindowBits: 10 }, {}] });
     const { req } = await s.next();
     expect(req.headers['sec-websocket-extensions']).toBe(
-      'permessage-deflate; server_max_window_bits=10, permessage-deflate',
+      'permessage-deflate; server_max_window_bits=10; client_max_window_bits, permessage-deflate; client_max_window_bits',
     );
     expect(ws.extensions).toBe('permessage-deflate; server_max_window_bits=10');
   });
@@ -1172,8 +1173,14 @@ describe('negotiation end to end', () => {
     expect((await client(s.url(), { perMessageDeflate: { clientMaxWindowBits: 9 } })).extensions).toBe(
       'permessage-deflate; client_max_window_bits=9',
     );
+    // Offered by default: the server limits it too.
+    expect((await client(s.url(), { perMessageDeflate: {} })).extensions).toBe(
+      'permessage-deflate; client_max_window_bits=10',
+    );
     // Not offered: the server may not send it.
-    expect((await client(s.url(), { perMessageDeflate: {} })).extensions).toBe('permessage-deflate');
+    expect((await client(s.url(), { perMessageDeflate: { clientMaxWindowBits: false } })).extensions).toBe(
+      'permessage-deflate',
+    );
   });
 });
 
@@ -1255,7 +1262,11 @@ describe('the client fails an invalid answer with 1010', () => {
       'permessage-deflate; server_no_context_takeover; server_no_context_takeover',
       true,
     ],
-    ['client_max_window_bits that was not offered', 'permessage-deflate; client_max_window_bits=10', true],
+    [
+      'client_max_window_bits that was not offered',
+      'permessage-deflate; client_max_window_bits=10',
+      { clientMaxWindowBits: false },
+    ],
     [
       'client_max_window_bits without a value',
       'permessage-deflate; client_max_window_bits',
