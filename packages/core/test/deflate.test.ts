@@ -30,7 +30,7 @@ import {
   zlibContexts,
   zlibLimiter,
 } from '@wskit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const KiB = 1024;
@@ -1695,4 +1695,128 @@ describe('zlib contexts are released', () => {
     expect(heapGrowth).toBeLessThan(16 * MiB);
     expect(rssGrowth).toBeLessThan(64 * MiB);
   }, 120_000);
+});
+
+describe('compressed messages in many frames', () => {
+  /**
+   * `data` compressed as one message (tail removed) and cut into frames of `size` bytes,
+   * RSV1 on the first; `fin: false` leaves the last frame open.
+   */
+  function compressedFrames(data: Buffer, size: number, text: boolean, fin = true): Frame[] {
+    const z = deflateRawSync(data, { finishFlush: zconst.Z_SYNC_FLUSH }).subarray(0, -4);
+    const frames: Frame[] = [];
+    for (let off = 0; off < z.length; off += size) {
+      frames.push({
+        fin: fin && off + size >= z.length,
+        rsv: off === 0 ? 4 : 0,
+        opcode: off === 0 ? (text ? 1 : 2) : 0,
+        masked: true,
+        payload: z.subarray(off, off + size),
+      });
+    }
+    return frames;
+  }
+
+  /** Sends the frames in one tick: they leave in one write and arrive (mostly) together. */
+  function sendTogether(ws: WebSocket, frames: Frame[]): Promise<unknown> {
+    return Promise.all(frames.map((f) => ws.sendFrame(f)));
+  }
+
+  it('frames that arrive together are inflated in a few zlib calls, not one per frame', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const run = vi.spyOn(zlibLimiter, 'run');
+    try {
+      for (const text of [false, true]) {
+        const data = text ? jsonLike(64 * KiB, 7) : repeatedBlock(3000, 22);
+        const frames = compressedFrames(data, 32, text);
+        expect(frames.length).toBeGreaterThan(100);
+        run.mockClear();
+        await sendTogether(ws, frames);
+        const m = await receiveOne(peer);
+        expect(m.type).toBe(text ? 'text' : 'binary');
+        expect(m.data.equals(data)).toBe(true);
+        // One call per frame before; now one per batch of frames received whole.
+        expect(run.mock.calls.length).toBeLessThan(frames.length / 10);
+      }
+    } finally {
+      run.mockRestore();
+    }
+  });
+
+  it('a Ping between the frames is answered and the message still arrives whole', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const pongs: string[] = [];
+    ws.on('pong', (data: Buffer) => pongs.push(data.toString()));
+    const pings: string[] = [];
+    peer.on('ping', (data: Buffer) => pings.push(data.toString()));
+    const data = jsonLike(20 * KiB, 3);
+    const frames = compressedFrames(data, 100, true);
+    const middle = Math.floor(frames.length / 2);
+    const ping: Frame = { fin: true, rsv: 0, opcode: 9, masked: true, payload: Buffer.from('mid') };
+    await sendTogether(ws, [...frames.slice(0, middle), ping, ...frames.slice(middle)]);
+    const m = await receiveOne(peer);
+    expect(m.data.equals(data)).toBe(true);
+    expect(pings).toEqual(['mid']);
+    await eventually(() => pongs.length === 1, 5000, 'the pong');
+    expect(pongs).toEqual(['mid']);
+  });
+
+  it('invalid UTF-8 early in a compressed text message fails with 1007 before it ends', async () => {
+    const s = await startServer({ perMessageDeflate: true, propagateCommonErrors: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const errors = errorsOf(peer);
+    const text = Buffer.concat([Buffer.from('valid start '), Buffer.from([0xc0, 0xaf]), jsonLike(30 * KiB)]);
+    // The last frame is never sent: only failing fast can close the connection.
+    await sendTogether(ws, compressedFrames(text, 128, true, false).slice(0, -1));
+    expect((await ws.closed).code).toBe(1007);
+    expect(errors.map((e) => e.code)).toEqual([1007]);
+  });
+
+  it('maxMessageSize counts inflated bytes across frames that arrive together (1009)', async () => {
+    const s = await startServer({
+      perMessageDeflate: true,
+      maxMessageSize: 64 * KiB,
+      propagateCommonErrors: true,
+    });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const errors = errorsOf(peer);
+    // 8 MiB of zeros in about 8 KiB of deflate data, in 256-byte frames, never finished.
+    const bomb = await zeroBomb(8 * MiB);
+    const frames: Frame[] = [];
+    for (let off = 0; off < bomb.length; off += 256) {
+      frames.push({
+        fin: false,
+        rsv: off === 0 ? 4 : 0,
+        opcode: off === 0 ? 2 : 0,
+        masked: true,
+        payload: bomb.subarray(off, off + 256),
+      });
+    }
+    await sendTogether(ws, frames).catch(() => {});
+    expect((await ws.closed).code).toBe(1009);
+    expect(errors.map((e) => e.code)).toEqual([1009]);
+  });
+
+  it('empty compressed messages in a row, with and without context takeover', async () => {
+    for (const nct of [false, true]) {
+      const options = { threshold: 0, serverNoContextTakeover: nct, clientNoContextTakeover: nct };
+      const s = await startServer({ perMessageDeflate: options });
+      const ws = await client(s.url(), { perMessageDeflate: options });
+      const sent = [Buffer.alloc(0), Buffer.alloc(0), jsonLike(2000), Buffer.alloc(0), jsonLike(2000)];
+      for (const data of sent) await ws.send(data, { binary: true });
+      // An empty last fragment, after a non-empty one.
+      await ws.send(jsonLike(500), { binary: true, fin: false });
+      await ws.send(Buffer.alloc(0), { binary: true });
+      for (const data of [...sent, jsonLike(500)]) {
+        const m = await receiveOne(ws);
+        expect(m.data.equals(data), `${nct} ${data.length}`).toBe(true);
+      }
+    }
+  });
 });
