@@ -1820,3 +1820,29 @@ describe('compressed messages in many frames', () => {
     }
   });
 });
+
+describe('compressed messages larger than one zlib write', () => {
+  it('incompressible data beyond 256 KiB arrives whole, in one frame or in 4 KiB frames', async () => {
+    const s = await startServer({ perMessageDeflate: true, maxMessageSize: 4 * MiB, maxFrameSize: 4 * MiB });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const data = pseudoRandom(0xbee)(600 * KiB);
+    const z = deflateRawSync(data, { finishFlush: zconst.Z_SYNC_FLUSH }).subarray(0, -4);
+    expect(z.length).toBeGreaterThan(512 * KiB);
+    for (const size of [z.length, 4 * KiB]) {
+      const frames: Frame[] = [];
+      for (let off = 0; off < z.length; off += size) {
+        frames.push({
+          fin: off + size >= z.length,
+          rsv: off === 0 ? 4 : 0,
+          opcode: off === 0 ? 2 : 0,
+          masked: true,
+          payload: z.subarray(off, off + size),
+        });
+      }
+      await Promise.all(frames.map((f) => ws.sendFrame(f)));
+      const m = await receiveOne(peer);
+      expect(m.data.equals(data), `frames of ${size}`).toBe(true);
+    }
+  });
+});

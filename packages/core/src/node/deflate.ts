@@ -309,12 +309,10 @@ export class PerMessageDeflate implements MessageCompressor {
         // Copying is cheap next to a thread-pool trip, but not for a large frame.
         if (length <= MAX_JOIN) input = Buffer.concat(fin ? [...parts, TAIL] : parts, length);
       }
-      if (input !== undefined) inflater.write(input, done);
-      else {
-        for (const p of parts) inflater.write(p);
-        if (fin) inflater.write(TAIL);
-        inflater.flush(constants.Z_SYNC_FLUSH, done);
-      }
+      const inputs = input !== undefined ? [input] : fin ? [...parts, TAIL] : parts;
+      const last = inputs.length - 1;
+      for (let i = 0; i < last; i++) inflater.write(inputs[i]);
+      inflater.write(inputs[last], done); // writes are processed in order
     });
   }
 
