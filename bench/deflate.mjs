@@ -13,18 +13,28 @@
  *     so a second measurement in the same process would reuse the first one's pages).
  *     Client and server share that process: a figure covers both ends of one connection.
  *     The same without compression is measured as the baseline.
+ *  3. Compressed messages in many fragments, into each library's server: binary and text
+ *     messages of 32 KiB and 128 KiB, each sent as fragments of 256 B and of 4 KiB, as a
+ *     client that compresses every fragment with a sync flush does (ws and wskit clients
+ *     with `fin: false`): one frame per fragment, RSV1 on the first, the same DEFLATE
+ *     stream throughout. The client is the same for both libraries and nearly free: the
+ *     frames are compressed and masked once in advance and replayed on a raw socket, and the
+ *     echoes (compressed by the server, one frame) are only counted, not inflated. So the
+ *     figure is the server's: inflating many small frames, then deflating the echo.
  *
  * Usage: npx tsc -b packages/core && node bench/deflate.mjs [--quick]
  * Prints a table and writes bench/results/deflate.json.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { createDeflateRaw, constants as zconst } from 'node:zlib';
 import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws';
-import { connect, WebSocketServer, zlibContexts } from '../packages/core/dist/index.js';
+import { connect, encodeFrame, WebSocketServer, zlibContexts } from '../packages/core/dist/index.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
@@ -222,6 +232,183 @@ async function throughput(workload) {
   });
 }
 
+// ---- 3. fragmented compressed messages ----------------------------------------------------
+
+const FRAG_WINDOW = 16;
+
+/** Compresses `messages` as one client would, each split into `fragment`-byte fragments. */
+async function fragmentedFrames(messages, fragment, binaryType) {
+  const deflater = createDeflateRaw({ windowBits: 15 });
+  const chunks = [];
+  deflater.on('data', (c) => chunks.push(c));
+  const flush = (data) =>
+    new Promise((resolve) => {
+      deflater.write(data);
+      deflater.flush(zconst.Z_SYNC_FLUSH, () => resolve(Buffer.concat(chunks.splice(0))));
+    });
+  const out = [];
+  for (const m of messages) {
+    const data = Buffer.from(m);
+    const frames = [];
+    for (let off = 0; off < data.length; off += fragment) {
+      const fin = off + fragment >= data.length;
+      let payload = await flush(data.subarray(off, off + fragment));
+      if (fin) payload = payload.subarray(0, payload.length - 4); // RFC 7692 §7.2.1
+      frames.push(
+        ...encodeFrame({
+          fin,
+          rsv: off === 0 ? 4 : 0,
+          opcode: off === 0 ? (binaryType ? 2 : 1) : 0,
+          masked: true,
+          payload,
+        }),
+      );
+    }
+    out.push(Buffer.concat(frames));
+  }
+  deflater.close();
+  return out;
+}
+
+/** A raw client: the opening handshake by hand, then replayed frames; echoes are counted. */
+async function rawClient(url) {
+  const { hostname, port } = new URL(url);
+  const socket = netConnect(Number(port), hostname);
+  socket.setNoDelay(true);
+  await new Promise((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.write(
+    'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+      'Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n',
+  );
+  let rest = await new Promise((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const onData = (chunk) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      const text = head.subarray(0, end).toString();
+      if (!text.startsWith('HTTP/1.1 101') || !/sec-websocket-extensions: permessage-deflate/i.test(text))
+        reject(new Error(`unexpected handshake answer: ${text}`));
+      else resolve(head.subarray(end + 4));
+    };
+    socket.on('data', onData);
+  });
+  socket.pause();
+  let onMessage = () => {};
+  // Frame headers are parsed, payloads skipped: a message ends with a data frame with FIN.
+  let skip = 0;
+  let pending = Buffer.alloc(0);
+  const parse = (chunk) => {
+    let buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+    let pos = 0;
+    for (;;) {
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length - pos);
+        skip -= n;
+        pos += n;
+        if (skip > 0) break;
+      }
+      if (buf.length - pos < 2) break;
+      const b0 = buf[pos];
+      let len = buf[pos + 1] & 0x7f;
+      let hlen = 2;
+      if (len === 126) hlen = 4;
+      else if (len === 127) hlen = 10;
+      if (buf.length - pos < hlen) break;
+      if (len === 126) len = buf.readUInt16BE(pos + 2);
+      else if (len === 127) len = Number(buf.readBigUInt64BE(pos + 2));
+      pos += hlen;
+      skip = len;
+      if ((b0 & 0x80) !== 0 && (b0 & 0x0f) <= 2) onMessage();
+    }
+    pending = buf.subarray(pos);
+    buf = undefined;
+  };
+  socket.on('data', parse);
+  if (rest.length > 0) parse(rest);
+  rest = undefined;
+  socket.resume();
+  return {
+    send: (bytes) => socket.write(bytes),
+    onMessage: (fn) => {
+      onMessage = fn;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        socket.once('close', resolve);
+        socket.end(Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]));
+        setTimeout(() => socket.destroy(), 1000).unref();
+      }),
+  };
+}
+
+/** Replays the encoded messages with FRAG_WINDOW in flight; returns seconds. */
+function replay(client, encoded) {
+  return new Promise((resolve) => {
+    let sent = 0;
+    let received = 0;
+    const start = process.hrtime.bigint();
+    const pump = () => {
+      while (sent < encoded.length && sent - received < FRAG_WINDOW) client.send(encoded[sent++]);
+    };
+    client.onMessage(() => {
+      received++;
+      if (received === encoded.length) resolve(Number(process.hrtime.bigint() - start) / 1e9);
+      else pump();
+    });
+    pump();
+  });
+}
+
+const FRAGMENTED = [];
+for (const size of [32, 128]) {
+  for (const type of ['binary', 'text']) {
+    for (const fragment of [256, 4096]) {
+      const count = Math.max(20, Math.round(((QUICK ? 4 : 16) * 1024) / size));
+      FRAGMENTED.push({ size, type, fragment, count });
+    }
+  }
+}
+
+async function fragmentedThroughput(w) {
+  const messages = Array.from({ length: w.count }, (_, i) =>
+    w.type === 'binary' ? binary(w.size * 1024, i) : jsonLike(w.size * 1024, i),
+  );
+  const encoded = await fragmentedFrames(messages, w.fragment, w.type === 'binary');
+  const frames = Math.ceil((w.size * 1024) / w.fragment);
+  const names = ['wskit', 'ws'];
+  const servers = {};
+  const times = { wskit: [], ws: [] };
+  try {
+    for (const name of names) servers[name] = await libraries[name].server();
+    for (let run = 0; run <= RUNS; run++) {
+      const order = run % 2 === 0 ? names : [...names].reverse();
+      for (const name of order) {
+        const client = await rawClient(servers[name].url);
+        const seconds = await replay(client, encoded);
+        if (run > 0) times[name].push(seconds);
+        await client.close();
+      }
+    }
+  } finally {
+    for (const name of names) await servers[name]?.close();
+  }
+  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const row = {
+    workload: `${w.size} KiB ${w.type} in ${w.fragment === 256 ? '256 B' : '4 KiB'} fragments (${frames} frames)`,
+    messages: w.count,
+    compressedBytesPerMessage: Math.round(encoded.reduce((n, b) => n + b.length, 0) / w.count),
+  };
+  for (const name of names) row[name] = w.count / median(times[name]);
+  row.ratio = row.wskit / row.ws;
+  return row;
+}
+
 // ---- 2. memory per connection ------------------------------------------------------------
 
 async function settle() {
@@ -293,8 +480,9 @@ function memoryInChild(lib, deflate) {
 }
 
 const started = Date.now();
-const results = { throughput: [], memory: [] };
-for (const workload of WORKLOADS) {
+const ONLY_FRAGMENTED = process.argv.includes('--fragmented');
+const results = { throughput: [], fragmented: [], memory: [] };
+for (const workload of ONLY_FRAGMENTED ? [] : WORKLOADS) {
   for (const r of await throughput(workload)) {
     results.throughput.push(r);
     process.stderr.write(
@@ -302,7 +490,14 @@ for (const workload of WORKLOADS) {
     );
   }
 }
-for (const deflate of [true, false]) {
+for (const w of FRAGMENTED) {
+  const r = await fragmentedThroughput(w);
+  results.fragmented.push(r);
+  process.stderr.write(
+    `  ${r.workload}: wskit ${r.wskit.toFixed(0)} msg/s, ws ${r.ws.toFixed(0)} msg/s (${r.ratio.toFixed(2)}x)\n`,
+  );
+}
+for (const deflate of ONLY_FRAGMENTED ? [] : [true, false]) {
   for (const lib of ['wskit', 'ws']) results.memory.push(memoryInChild(lib, deflate));
 }
 
@@ -315,6 +510,14 @@ const table = [
   ...results.throughput.map(
     (r) =>
       `| ${r.workload} | ${r.library} | ${fmt(r.messagesPerSecond)} | ${fmt(r.mbPerSecond, 1)} | ${r.extensions} |`,
+  ),
+  '',
+  `compressed messages in many fragments, into each server (raw client, ${FRAG_WINDOW} in flight, median of ${RUNS})`,
+  '| workload | messages | compressed B/msg | wskit msg/s | ws msg/s | wskit/ws |',
+  '|---|---:|---:|---:|---:|---:|',
+  ...results.fragmented.map(
+    (r) =>
+      `| ${r.workload} | ${r.messages} | ${fmt(r.compressedBytesPerMessage)} | ${fmt(r.wskit)} | ${fmt(r.ws)} | ${fmt(r.ratio, 2)} |`,
   ),
   '',
   `memory per connection (${CONNECTIONS} connections, one message each, both ends in one fresh process)`,

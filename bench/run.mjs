@@ -560,6 +560,14 @@ function deflateTable(d) {
       `| ${w} | ${formatCount(a.messagesPerSecond)} | ${formatCount(b.messagesPerSecond)} | ${r2(ratio(a.messagesPerSecond, b.messagesPerSecond))} |`,
     );
   }
+  if (Array.isArray(d.fragmented) && d.fragmented.length > 0) {
+    out.push('');
+    out.push('| compressed message in fragments (into the server) | wskit msg/s | ws msg/s | wskit/ws |');
+    out.push('|---|---:|---:|---:|');
+    for (const r of d.fragmented) {
+      out.push(`| ${r.workload} | ${formatCount(r.wskit)} | ${formatCount(r.ws)} | ${r2(r.ratio)} |`);
+    }
+  }
   out.push('');
   out.push(
     '| memory per connection (both ends) | wskit heap | ws heap | wskit RSS | ws RSS | heap wskit/ws |',

@@ -23,6 +23,7 @@ import {
   WebSocketServer,
 } from '@wskit/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { checkClientOutput, echoAll, FrameTapProxy, probeMessages, WINDOW_CASES } from './client-window.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPTS = fileURLToPath(new URL('./python/', import.meta.url));
@@ -319,9 +320,15 @@ const serverCases: ServerCase[] = [
     expected: 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12',
   },
   {
-    name: "websockets' defaults, plain offer",
+    name: "websockets' defaults, our default offer",
     python: null,
     ours: true,
+    expected: 'permessage-deflate; server_max_window_bits=12; client_max_window_bits=12',
+  },
+  {
+    name: "websockets' defaults, plain offer (clientMaxWindowBits: false)",
+    python: null,
+    ours: { clientMaxWindowBits: false },
     expected: 'permessage-deflate; server_max_window_bits=12',
   },
   {
@@ -563,6 +570,41 @@ describe.skipIf(!available)(
       expectCompressedWithin8Bits(sent);
       // Python's echoes (its own window is 15 bits) came compressed.
       expect(received).toEqual(payloads.map(() => 4));
+    });
+
+    describe('a Python server chooses the window of our client (default offer)', () => {
+      const messages = probeMessages();
+      it.each(WINDOW_CASES)(
+        'client_max_window_bits=$bits, client_no_context_takeover: $noContextTakeover',
+        async ({ bits, noContextTakeover }) => {
+          const py = startPython('deflate_server.py', [
+            JSON.stringify({ client_max_window_bits: bits, client_no_context_takeover: noContextTakeover }),
+          ]);
+          const port = (await py.next('listening')).port as number;
+          const proxy = await FrameTapProxy.start(port);
+          cleanups.push(() => proxy.close());
+          const ws = await connect(`ws://127.0.0.1:${proxy.port}/`, {
+            pingInterval: 0,
+            perMessageDeflate: { threshold: 0 },
+          });
+          cleanups.push(() => ws.terminate());
+          const info = await py.next('connection');
+          expect(info.offer).toBe('permessage-deflate; client_max_window_bits');
+          const expected = `permessage-deflate; ${noContextTakeover ? 'client_no_context_takeover; ' : ''}client_max_window_bits=${bits}`;
+          expect(ws.extensions).toBe(expected);
+          expect(info.header).toBe(expected);
+          const d = info.deflate as PyDeflate;
+          expect(d.remote_max_window_bits).toBe(bits);
+          expect(d.remote_no_context_takeover).toBe(noContextTakeover);
+          // Python inflates with exactly that window: every echo coming back is a first check.
+          await echoAll(ws, messages);
+          expect((await ws.close(1000, 'done')).code).toBe(1000);
+          const done = await py.next('done');
+          expect(done.count).toBe(messages.length);
+          expect(proxy.parseError).toBeUndefined();
+          checkClientOutput(proxy.dataFrames(), messages, bits, noContextTakeover);
+        },
+      );
     });
   },
 );

@@ -30,7 +30,7 @@ import {
   zlibContexts,
   zlibLimiter,
 } from '@wskit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const KiB = 1024;
@@ -1032,7 +1032,8 @@ describe('negotiation end to end', () => {
     const s = await startServer({ perMessageDeflate: true });
     const ws = await client(s.url(), { perMessageDeflate: true });
     const { ws: peer, req } = await s.next();
-    expect(req.headers['sec-websocket-extensions']).toBe('permessage-deflate');
+    // The client's default offer lets the server choose its window; ours doesn't ask to.
+    expect(req.headers['sec-websocket-extensions']).toBe('permessage-deflate; client_max_window_bits');
     expect(ws.extensions).toBe('permessage-deflate');
     expect(peer.extensions).toBe('permessage-deflate');
   });
@@ -1042,7 +1043,7 @@ describe('negotiation end to end', () => {
     const ws = await client(s.url(), { perMessageDeflate: [{ serverMaxWindowBits: 10 }, {}] });
     const { req } = await s.next();
     expect(req.headers['sec-websocket-extensions']).toBe(
-      'permessage-deflate; server_max_window_bits=10, permessage-deflate',
+      'permessage-deflate; server_max_window_bits=10; client_max_window_bits, permessage-deflate; client_max_window_bits',
     );
     expect(ws.extensions).toBe('permessage-deflate; server_max_window_bits=10');
   });
@@ -1172,8 +1173,14 @@ describe('negotiation end to end', () => {
     expect((await client(s.url(), { perMessageDeflate: { clientMaxWindowBits: 9 } })).extensions).toBe(
       'permessage-deflate; client_max_window_bits=9',
     );
+    // Offered by default: the server limits it too.
+    expect((await client(s.url(), { perMessageDeflate: {} })).extensions).toBe(
+      'permessage-deflate; client_max_window_bits=10',
+    );
     // Not offered: the server may not send it.
-    expect((await client(s.url(), { perMessageDeflate: {} })).extensions).toBe('permessage-deflate');
+    expect((await client(s.url(), { perMessageDeflate: { clientMaxWindowBits: false } })).extensions).toBe(
+      'permessage-deflate',
+    );
   });
 });
 
@@ -1247,7 +1254,11 @@ describe('the client fails an invalid answer with 1010, sending no frame', () =>
       'permessage-deflate; server_no_context_takeover; server_no_context_takeover',
       true,
     ],
-    ['client_max_window_bits that was not offered', 'permessage-deflate; client_max_window_bits=10', true],
+    [
+      'client_max_window_bits that was not offered',
+      'permessage-deflate; client_max_window_bits=10',
+      { clientMaxWindowBits: false },
+    ],
     [
       'client_max_window_bits without a value',
       'permessage-deflate; client_max_window_bits',
@@ -1677,4 +1688,154 @@ describe('zlib contexts are released', () => {
     expect(heapGrowth).toBeLessThan(16 * MiB);
     expect(rssGrowth).toBeLessThan(64 * MiB);
   }, 120_000);
+});
+
+describe('compressed messages in many frames', () => {
+  /**
+   * `data` compressed as one message (tail removed) and cut into frames of `size` bytes,
+   * RSV1 on the first; `fin: false` leaves the last frame open.
+   */
+  function compressedFrames(data: Buffer, size: number, text: boolean, fin = true): Frame[] {
+    const z = deflateRawSync(data, { finishFlush: zconst.Z_SYNC_FLUSH }).subarray(0, -4);
+    const frames: Frame[] = [];
+    for (let off = 0; off < z.length; off += size) {
+      frames.push({
+        fin: fin && off + size >= z.length,
+        rsv: off === 0 ? 4 : 0,
+        opcode: off === 0 ? (text ? 1 : 2) : 0,
+        masked: true,
+        payload: z.subarray(off, off + size),
+      });
+    }
+    return frames;
+  }
+
+  /** Sends the frames in one tick: they leave in one write and arrive (mostly) together. */
+  function sendTogether(ws: WebSocket, frames: Frame[]): Promise<unknown> {
+    return Promise.all(frames.map((f) => ws.sendFrame(f)));
+  }
+
+  it('frames that arrive together are inflated in a few zlib calls, not one per frame', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const run = vi.spyOn(zlibLimiter, 'run');
+    try {
+      for (const text of [false, true]) {
+        const data = text ? jsonLike(64 * KiB, 7) : repeatedBlock(3000, 22);
+        const frames = compressedFrames(data, 32, text);
+        expect(frames.length).toBeGreaterThan(100);
+        run.mockClear();
+        await sendTogether(ws, frames);
+        const m = await receiveOne(peer);
+        expect(m.type).toBe(text ? 'text' : 'binary');
+        expect(m.data.equals(data)).toBe(true);
+        // One call per frame before; now one per batch of frames received whole.
+        expect(run.mock.calls.length).toBeLessThan(frames.length / 10);
+      }
+    } finally {
+      run.mockRestore();
+    }
+  });
+
+  it('a Ping between the frames is answered and the message still arrives whole', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const pongs: string[] = [];
+    ws.on('pong', (data: Buffer) => pongs.push(data.toString()));
+    const pings: string[] = [];
+    peer.on('ping', (data: Buffer) => pings.push(data.toString()));
+    const data = jsonLike(20 * KiB, 3);
+    const frames = compressedFrames(data, 100, true);
+    const middle = Math.floor(frames.length / 2);
+    const ping: Frame = { fin: true, rsv: 0, opcode: 9, masked: true, payload: Buffer.from('mid') };
+    await sendTogether(ws, [...frames.slice(0, middle), ping, ...frames.slice(middle)]);
+    const m = await receiveOne(peer);
+    expect(m.data.equals(data)).toBe(true);
+    expect(pings).toEqual(['mid']);
+    await eventually(() => pongs.length === 1, 5000, 'the pong');
+    expect(pongs).toEqual(['mid']);
+  });
+
+  it('invalid UTF-8 early in a compressed text message fails with 1007 before it ends', async () => {
+    const s = await startServer({ perMessageDeflate: true, propagateCommonErrors: true });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const errors = errorsOf(peer);
+    const text = Buffer.concat([Buffer.from('valid start '), Buffer.from([0xc0, 0xaf]), jsonLike(30 * KiB)]);
+    // The last frame is never sent: only failing fast can close the connection.
+    await sendTogether(ws, compressedFrames(text, 128, true, false).slice(0, -1));
+    expect((await ws.closed).code).toBe(1007);
+    expect(errors.map((e) => e.code)).toEqual([1007]);
+  });
+
+  it('maxMessageSize counts inflated bytes across frames that arrive together (1009)', async () => {
+    const s = await startServer({
+      perMessageDeflate: true,
+      maxMessageSize: 64 * KiB,
+      propagateCommonErrors: true,
+    });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const errors = errorsOf(peer);
+    // 8 MiB of zeros in about 8 KiB of deflate data, in 256-byte frames, never finished.
+    const bomb = await zeroBomb(8 * MiB);
+    const frames: Frame[] = [];
+    for (let off = 0; off < bomb.length; off += 256) {
+      frames.push({
+        fin: false,
+        rsv: off === 0 ? 4 : 0,
+        opcode: off === 0 ? 2 : 0,
+        masked: true,
+        payload: bomb.subarray(off, off + 256),
+      });
+    }
+    await sendTogether(ws, frames).catch(() => {});
+    expect((await ws.closed).code).toBe(1009);
+    expect(errors.map((e) => e.code)).toEqual([1009]);
+  });
+
+  it('empty compressed messages in a row, with and without context takeover', async () => {
+    for (const nct of [false, true]) {
+      const options = { threshold: 0, serverNoContextTakeover: nct, clientNoContextTakeover: nct };
+      const s = await startServer({ perMessageDeflate: options });
+      const ws = await client(s.url(), { perMessageDeflate: options });
+      const sent = [Buffer.alloc(0), Buffer.alloc(0), jsonLike(2000), Buffer.alloc(0), jsonLike(2000)];
+      for (const data of sent) await ws.send(data, { binary: true });
+      // An empty last fragment, after a non-empty one.
+      await ws.send(jsonLike(500), { binary: true, fin: false });
+      await ws.send(Buffer.alloc(0), { binary: true });
+      for (const data of [...sent, jsonLike(500)]) {
+        const m = await receiveOne(ws);
+        expect(m.data.equals(data), `${nct} ${data.length}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe('compressed messages larger than one zlib write', () => {
+  it('incompressible data beyond 256 KiB arrives whole, in one frame or in 4 KiB frames', async () => {
+    const s = await startServer({ perMessageDeflate: true, maxMessageSize: 4 * MiB, maxFrameSize: 4 * MiB });
+    const ws = await client(s.url('/idle'), { perMessageDeflate: true });
+    const { ws: peer } = await s.next();
+    const data = pseudoRandom(0xbee)(600 * KiB);
+    const z = deflateRawSync(data, { finishFlush: zconst.Z_SYNC_FLUSH }).subarray(0, -4);
+    expect(z.length).toBeGreaterThan(512 * KiB);
+    for (const size of [z.length, 4 * KiB]) {
+      const frames: Frame[] = [];
+      for (let off = 0; off < z.length; off += size) {
+        frames.push({
+          fin: off + size >= z.length,
+          rsv: off === 0 ? 4 : 0,
+          opcode: off === 0 ? 2 : 0,
+          masked: true,
+          payload: z.subarray(off, off + size),
+        });
+      }
+      await Promise.all(frames.map((f) => ws.sendFrame(f)));
+      const m = await receiveOne(peer);
+      expect(m.data.equals(data), `frames of ${size}`).toBe(true);
+    }
+  });
 });

@@ -202,6 +202,41 @@ describe('FrameParser: buffering', () => {
   });
 });
 
+describe('FrameParser: peekComplete', () => {
+  it('tells the opcode of the next frame only once all of it is buffered, reading nothing', () => {
+    for (const [side, len] of [
+      ['client', 5],
+      ['server', 5],
+      ['client', 300],
+      ['server', 70_000],
+    ] as Array<[Side, number]>) {
+      const bytes = Buffer.concat([
+        encode(mkFrame(Opcode.CONTINUATION, content(len, len), { fin: false, masked: masked(side) })),
+        encode(mkFrame(Opcode.PING, 'p', { masked: masked(side) })),
+      ]);
+      const first = bytes.length - (masked(side) ? 7 : 3);
+      const p = new FrameParser({ side, maxFrameSize: 1 << 20 });
+      expect(p.peekComplete()).toBe(-1);
+      // Byte by byte up to one short of the first frame: never complete.
+      for (let i = 0; i < first - 1; i++) {
+        p.push(bytes.subarray(i, i + 1));
+        expect(p.peekComplete(), `${side} ${len} at ${i}`).toBe(-1);
+        // Once the header is complete next() reads it and waits for the payload.
+        if (i % 2 === 1) expect(p.next()).toBeNull();
+      }
+      p.push(bytes.subarray(first - 1, first));
+      expect(p.peekComplete()).toBe(Opcode.CONTINUATION);
+      expect(p.peekComplete()).toBe(Opcode.CONTINUATION); // nothing was consumed
+      expect(p.next()?.payload.equals(content(len, len))).toBe(true);
+      expect(p.peekComplete()).toBe(-1);
+      p.push(bytes.subarray(first));
+      expect(p.peekComplete()).toBe(Opcode.PING);
+      expect(p.next()?.opcode).toBe(Opcode.PING);
+      expect(p.peekComplete()).toBe(-1);
+    }
+  });
+});
+
 describe('FrameParser: header violations', () => {
   // Each case: bytes as its peer would send them to `side` (masked to the server).
   const on = (side: Side, f: Omit<Frame, 'masked'>, forceMask?: boolean) =>

@@ -338,12 +338,20 @@ describe('server: negotiate', () => {
 describe('client: buildOffers', () => {
   it('formats a list of offers in order', () => {
     expect(formatExtensions(buildOffers([{ serverMaxWindowBits: 10 }, {}]))).toBe(
-      'permessage-deflate; server_max_window_bits=10, permessage-deflate',
+      'permessage-deflate; server_max_window_bits=10; client_max_window_bits, permessage-deflate; client_max_window_bits',
     );
   });
 
   it('accepts a single options object', () => {
-    expect(formatExtensions(buildOffers({}))).toBe('permessage-deflate');
+    expect(formatExtensions(buildOffers({}))).toBe('permessage-deflate; client_max_window_bits');
+  });
+
+  it('offers client_max_window_bits without a value by default; false leaves it out', () => {
+    expect(formatExtensions(buildOffers({}))).toBe('permessage-deflate; client_max_window_bits');
+    expect(formatExtensions(buildOffers({ clientMaxWindowBits: false }))).toBe('permessage-deflate');
+    expect(formatExtensions(buildOffers([{ clientMaxWindowBits: false }, {}]))).toBe(
+      'permessage-deflate, permessage-deflate; client_max_window_bits',
+    );
   });
 
   it('offers client_max_window_bits with or without a value', () => {
@@ -375,7 +383,13 @@ describe('client: buildOffers', () => {
 
   it('omits parameters set to false', () => {
     expect(
-      formatExtensions(buildOffers({ serverNoContextTakeover: false, clientNoContextTakeover: false })),
+      formatExtensions(
+        buildOffers({
+          serverNoContextTakeover: false,
+          clientNoContextTakeover: false,
+          clientMaxWindowBits: false,
+        }),
+      ),
     ).toBe('permessage-deflate');
   });
 
@@ -387,9 +401,9 @@ describe('client: buildOffers', () => {
     expect(() => buildOffers({ clientMaxWindowBits: 'x' as unknown as number })).toThrow(RangeError);
     // 8 is a valid window for either parameter, our own (client) one included.
     expect(formatExtensions(buildOffers({ serverMaxWindowBits: 8 }))).toBe(
-      'permessage-deflate; server_max_window_bits=8',
+      'permessage-deflate; server_max_window_bits=8; client_max_window_bits',
     );
-    expect(formatExtensions(buildOffers([{ clientMaxWindowBits: 8 }, {}]))).toBe(
+    expect(formatExtensions(buildOffers([{ clientMaxWindowBits: 8 }, { clientMaxWindowBits: false }]))).toBe(
       'permessage-deflate; client_max_window_bits=8, permessage-deflate',
     );
   });
@@ -493,13 +507,14 @@ describe('client: acceptResponse', () => {
 
   describe('client_max_window_bits', () => {
     it('fails when no offer had it', () => {
-      expect(clientFailure('permessage-deflate; client_max_window_bits=10', [{}]).message).toMatch(
+      const without = { clientMaxWindowBits: false } as const;
+      expect(clientFailure('permessage-deflate; client_max_window_bits=10', [without]).message).toMatch(
         /not offered/,
       );
       expect(
         clientFailure('permessage-deflate; client_max_window_bits=10', [
-          {},
-          { serverNoContextTakeover: true },
+          without,
+          { ...without, serverNoContextTakeover: true },
         ]).message,
       ).toMatch(/offer 1: client_max_window_bits was not offered; offer 2:/);
     });
@@ -511,6 +526,19 @@ describe('client: acceptResponse', () => {
         ...DEFAULTS,
         clientMaxWindowBits: 10,
       });
+    });
+
+    it('accepts any limit 8..15, with or without client_no_context_takeover, for the default offer', () => {
+      for (let bits = 8; bits <= 15; bits++) {
+        for (const nct of [false, true]) {
+          const answer = `permessage-deflate${nct ? '; client_no_context_takeover' : ''}; client_max_window_bits=${bits}`;
+          expect(accept(answer, [{}])).toEqual({
+            ...DEFAULTS,
+            clientNoContextTakeover: nct,
+            clientMaxWindowBits: bits,
+          });
+        }
+      }
     });
 
     it('accepts a limit not larger than the offered value', () => {

@@ -13,9 +13,12 @@ export const DEFLATE_SIZES = [16, 64, 256, KiB, 4 * KiB, 16 * KiB, 64 * KiB, 128
 
 const human = (n: number) => (n >= KiB ? `${n / KiB} KiB` : `${n} B`);
 
-/** The default setup: plain offer, plain answer, our sides with their default options. */
+/**
+ * The default setup: our client's default offer (client_max_window_bits without a value),
+ * plain answer, our sides with their default options.
+ */
 const DEFAULT_DEFLATE = {
-  offer: 'permessage-deflate',
+  offer: 'permessage-deflate; client_max_window_bits',
   client: {},
   response: 'permessage-deflate',
   server: {},

@@ -19,8 +19,14 @@ interface Scenario {
   name: string;
   /** The offer header. */
   offer: string;
-  /** Our client's options making that offer. */
+  /**
+   * Our client's options making that offer. Options without clientMaxWindowBits get
+   * `clientMaxWindowBits: false` (the offer spells out every parameter) unless
+   * `defaultOffer` is set.
+   */
   client: PerMessageDeflateOptions | PerMessageDeflateOptions[];
+  /** `client` is used as is: our client's default offer (client_max_window_bits, no value). */
+  defaultOffer?: boolean;
   /** The fuzzing server's answer (client direction). */
   response: string;
   /** Our server's options (server direction). Default {}. */
@@ -193,6 +199,21 @@ function scenarios(): Scenario[] {
       server: { serverMaxWindowBits: 9 },
     },
   );
+  // Our client's default offer lets the server choose the client's window (RFC 7692
+  // §7.1.2.2): every window, with and without client_no_context_takeover, is agreed and used.
+  for (let bits = 8; bits <= 15; bits++) {
+    for (const nct of [false, true]) {
+      const answer = `${PMD}; ${nct ? 'client_no_context_takeover; ' : ''}client_max_window_bits=${bits}`;
+      list.push({
+        name: `the default offer; the server asks for client_max_window_bits=${bits}${nct ? ' and client_no_context_takeover' : ''}`,
+        offer: `${PMD}; client_max_window_bits`,
+        client: {},
+        defaultOffer: true,
+        response: answer,
+        server: { clientMaxWindowBits: bits, clientNoContextTakeover: nct },
+      });
+    }
+  }
   return list;
 }
 
@@ -212,7 +233,16 @@ const DECLINED = [
 const REFUSED: Array<[string, string, PerMessageDeflateOptions]> = [
   ['server_max_window_bits=16', `${PMD}; server_max_window_bits=16`, {}],
   ['an unknown parameter', `${PMD}; foo`, {}],
-  ['client_max_window_bits that was not offered', `${PMD}; client_max_window_bits=10`, {}],
+  [
+    'client_max_window_bits that was not offered',
+    `${PMD}; client_max_window_bits=10`,
+    { clientMaxWindowBits: false },
+  ],
+  [
+    'client_max_window_bits=16 for the default offer',
+    `${PMD}; client_max_window_bits=16`,
+    { clientMaxWindowBits: true },
+  ],
   ['an extension that was not offered', 'x-foo', {}],
   ['permessage-deflate twice', `${PMD}, ${PMD}`, {}],
   [
@@ -237,6 +267,12 @@ function offerText(o: PerMessageDeflateOptions | PerMessageDeflateOptions[]): Pe
   return Array.isArray(o) ? o : [o];
 }
 
+/** Our client's options for a scenario's offer (see Scenario.client). */
+function clientOptions(s: Scenario): PerMessageDeflateOptions[] {
+  const list = offerText(s.client);
+  return s.defaultOffer ? list : list.map((o) => ({ clientMaxWindowBits: false, ...o }));
+}
+
 export function deflateParamCases(): Case[] {
   const cases: Case[] = [];
   scenarios().forEach((s, i) => {
@@ -244,7 +280,7 @@ export function deflateParamCases(): Case[] {
     const deflate = {
       offer: s.offer,
       // threshold 0: our side compresses every message, even 16 bytes.
-      client: offerText(s.client).map((o) => ({ ...o, threshold: 0 })),
+      client: clientOptions(s).map((o) => ({ ...o, threshold: 0 })),
       response: s.response,
       server: { ...s.server, threshold: 0 },
       ...(s.mayDecline ? { mayDecline: true } : {}),
@@ -322,7 +358,8 @@ export function deflateParamCases(): Case[] {
       PMD,
       ...(client.serverMaxWindowBits ? [`server_max_window_bits=${client.serverMaxWindowBits}`] : []),
       ...(client.serverNoContextTakeover ? ['server_no_context_takeover'] : []),
-      ...(client.clientMaxWindowBits === true ? ['client_max_window_bits'] : []),
+      // Offered without a value unless the options say false.
+      ...(client.clientMaxWindowBits !== false ? ['client_max_window_bits'] : []),
     ].join('; ');
     cases.push(
       defineCase({

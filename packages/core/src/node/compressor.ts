@@ -11,12 +11,18 @@ export interface MessageCompressor {
    */
   compress(data: Buffer, fin: boolean): Promise<Buffer>;
   /**
-   * Inflates one frame of an incoming message, handing each piece of output to `onChunk`
-   * as it is produced. `fin` ends the message (00 00 ff ff is appended first, RFC 7692
-   * §7.2.2). Stops and rejects with a WebSocketError 1009 as soon as more than `limit`
-   * bytes came out, or 1007 for invalid deflate data.
+   * Inflates one frame of an incoming message, or several consecutive frames of it (in
+   * order), handing each piece of output to `onChunk` as it is produced. `fin` ends the
+   * message (00 00 ff ff is appended first, RFC 7692 §7.2.2). Stops and rejects with a
+   * WebSocketError 1009 as soon as more than `limit` bytes came out, or 1007 for invalid
+   * deflate data.
    */
-  decompress(data: Buffer, fin: boolean, limit: number, onChunk: (chunk: Buffer) => void): Promise<void>;
+  decompress(
+    data: Buffer | readonly Buffer[],
+    fin: boolean,
+    limit: number,
+    onChunk: (chunk: Buffer) => void,
+  ): Promise<void>;
   /** Releases the zlib contexts; later calls reject. */
   close(): void;
 }

@@ -181,6 +181,8 @@ export class WebSocket extends EventEmitter {
   /** Why reading is paused: PauseReason flags; reading resumes once none is left. */
   private pausedFor = 0;
   private inflating = false;
+  /** Frames of the compressed message being received, collected for one zlib call. */
+  private inflateBatch: Buffer[] | undefined;
   private processing = false;
 
   private sendQueue: PendingSend[] | undefined;
@@ -801,14 +803,35 @@ export class WebSocket extends EventEmitter {
   }
 
   private inflate(data: Buffer, fin: boolean): void {
+    if (this.compressor === undefined) return;
+    // A message in many small frames costs a zlib call (a thread-pool trip) per frame unless
+    // they are joined: while the next frame is a continuation already received whole, this
+    // one waits and processInbound() goes on to it. A control frame, a frame still
+    // arriving or the last frame ends the collection.
+    const batch = this.inflateBatch;
+    if (batch === undefined) this.inflateBatch = [data];
+    else batch.push(data);
+    if (!fin && this.proto.continuationReady) {
+      // Should processInbound() stop before reaching it (a stage dropping it, a pause),
+      // what was collected is inflated all the same.
+      if (batch === undefined) queueMicrotask(() => this.startInflate(false));
+      return;
+    }
+    this.startInflate(fin);
+  }
+
+  /** Inflates the collected frames (`fin`: they end the message). */
+  private startInflate(fin: boolean): void {
     const compressor = this.compressor;
-    if (compressor === undefined) return;
+    const batch = this.inflateBatch;
+    if (compressor === undefined || batch === undefined || this.inflating || this.finished) return;
+    this.inflateBatch = undefined;
     this.inflating = true;
     // Bytes arriving meanwhile would pile up in the parser: stop reading until done.
     this.pauseReading(PauseReason.INFLATE);
     const limit = this.proto.inflateBudget;
     compressor
-      .decompress(data, fin, limit, (chunk) => {
+      .decompress(batch.length === 1 ? batch[0]! : batch, fin, limit, (chunk) => {
         this.proto.receiveInflated(chunk, false, fin);
         this.handleEvents();
       })

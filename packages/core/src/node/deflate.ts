@@ -26,10 +26,18 @@ import type { MessageCompressor } from './compressor.js';
 /** RFC 7692 §7.2.1: the empty stored block that ends every sync flush. */
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 
+/** An empty stored block (RFC 1951 §3.2.4): what a sync flush without input writes. */
+const EMPTY_BLOCK = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]);
+/** The same at the end of a message, its 00 00 ff ff removed (RFC 7692 §7.2.1). */
+const EMPTY_MESSAGE = Buffer.from([0x00]);
+
 function endsWithTail(buf: Buffer): boolean {
   const n = buf.length;
   return n >= 4 && buf[n - 4] === 0x00 && buf[n - 3] === 0x00 && buf[n - 2] === 0xff && buf[n - 1] === 0xff;
 }
+
+/** Inflate input joined into one zlib write up to this size (bytes). */
+const MAX_JOIN = 256 * 1024;
 
 /** Default bound of zlibLimiter: concurrent zlib operations in the process. */
 export const DEFAULT_ZLIB_CONCURRENCY = 10;
@@ -175,7 +183,12 @@ export class PerMessageDeflate implements MessageCompressor {
     return zlibLimiter.run(() => this.deflate(data, fin));
   }
 
-  decompress(data: Buffer, fin: boolean, limit: number, onChunk: (chunk: Buffer) => void): Promise<void> {
+  decompress(
+    data: Buffer | readonly Buffer[],
+    fin: boolean,
+    limit: number,
+    onChunk: (chunk: Buffer) => void,
+  ): Promise<void> {
     return zlibLimiter.run(() => this.inflate(data, fin, limit, onChunk));
   }
 
@@ -194,6 +207,12 @@ export class PerMessageDeflate implements MessageCompressor {
 
   private deflate(data: Buffer, fin: boolean): Promise<Buffer> {
     if (this.closed) return Promise.reject(closedError());
+    if (data.length === 0) {
+      // zlib emits nothing for a sync flush without input right after another one; an
+      // empty stored block says the same (the stream is byte-aligned after every flush).
+      if (fin && this.params.deflateNoContextTakeover) this.deflater?.reset();
+      return Promise.resolve(Buffer.from(fin ? EMPTY_MESSAGE : EMPTY_BLOCK)); // copies: the caller owns it
+    }
     const deflater = this.deflater ?? this.openDeflater();
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
@@ -211,8 +230,8 @@ export class PerMessageDeflate implements MessageCompressor {
         },
       };
       this.deflateSink = sink;
-      deflater.write(data);
-      deflater.flush(constants.Z_SYNC_FLUSH, () => {
+      // One zlib call: every write is sync-flushed (see openDeflater).
+      deflater.write(data, () => {
         if (this.deflateSink !== sink) return; // failed or closed meanwhile
         this.deflateSink = undefined;
         let out = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
@@ -231,7 +250,7 @@ export class PerMessageDeflate implements MessageCompressor {
   // ---- decompressing -------------------------------------------------------------------
 
   private inflate(
-    data: Buffer,
+    data: Buffer | readonly Buffer[],
     fin: boolean,
     limit: number,
     onChunk: (chunk: Buffer) => void,
@@ -270,24 +289,43 @@ export class PerMessageDeflate implements MessageCompressor {
         },
       };
       this.inflateSink = sink;
-      inflater.write(data);
-      // RFC 7692 §7.2.2: put back the 00 00 ff ff that the sender removed.
-      if (fin) inflater.write(TAIL);
-      inflater.flush(constants.Z_SYNC_FLUSH, () => {
+      const done = () => {
         if (this.inflateSink !== sink) return; // failed, over the limit, or closed
         this.inflateSink = undefined;
         // RFC 7692 §7.2.3.2: without context takeover the peer starts every message with
         // an empty window, so we may too (and must not rely on the old one anyway).
         if (fin && this.params.inflateNoContextTakeover && !this.inflaterEnded) inflater.reset();
         resolve();
-      });
+      };
+      // One zlib call for all the frames (each write is a trip to the thread pool; every
+      // write sync-flushes, see openInflater). RFC 7692 §7.2.2: put back the 00 00 ff ff
+      // that the sender removed.
+      const parts = Buffer.isBuffer(data) ? [data] : data;
+      let input: Buffer | undefined;
+      if (parts.length === 1 && !fin) input = parts[0]!;
+      else {
+        let length = fin ? TAIL.length : 0;
+        for (const p of parts) length += p.length;
+        // Copying is cheap next to a thread-pool trip, but not for a large frame.
+        if (length <= MAX_JOIN) input = Buffer.concat(fin ? [...parts, TAIL] : parts, length);
+      }
+      const inputs = input !== undefined ? [input] : fin ? [...parts, TAIL] : parts;
+      const last = inputs.length - 1;
+      for (let i = 0; i < last; i++) inflater.write(inputs[i]);
+      inflater.write(inputs[last], done); // writes are processed in order
     });
   }
 
   // ---- zlib contexts -------------------------------------------------------------------
 
   private openDeflater(): DeflateRaw {
-    const deflater = createDeflateRaw({ ...this.zlibOptions, windowBits: this.params.deflateWindowBits });
+    // RFC 7692 §7.2.1: every write ends with a sync flush (its output is complete, ending
+    // in 00 00 ff ff, when its callback runs).
+    const deflater = createDeflateRaw({
+      ...this.zlibOptions,
+      windowBits: this.params.deflateWindowBits,
+      flush: constants.Z_SYNC_FLUSH,
+    });
     // Guarded: a dropped stream may still report (e.g. an error while closing).
     deflater.on('data', (chunk: Buffer) => {
       if (this.deflater === deflater) this.deflateSink?.data(chunk);
@@ -301,7 +339,11 @@ export class PerMessageDeflate implements MessageCompressor {
   }
 
   private openInflater(): InflateRaw {
-    const inflater = createInflateRaw({ windowBits: this.params.inflateWindowBits });
+    // Every write is sync-flushed: its output is complete when its callback runs.
+    const inflater = createInflateRaw({
+      windowBits: this.params.inflateWindowBits,
+      flush: constants.Z_SYNC_FLUSH,
+    });
     inflater.on('data', (chunk: Buffer) => {
       if (this.inflater === inflater) this.inflateSink?.data(chunk);
     });

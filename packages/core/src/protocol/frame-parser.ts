@@ -101,6 +101,31 @@ export class FrameParser {
     }
   }
 
+  /**
+   * The opcode of the next frame when all of it (header and payload) is buffered, so that
+   * next() would return it at once; -1 otherwise. Reads nothing and checks nothing.
+   */
+  peekComplete(): number {
+    if (this.failed) return -1;
+    const h = this.header;
+    if (h !== null) return this.received + this.buffered >= h.length ? h.opcode : -1;
+    if (this.buffered < 2) return -1;
+    const b1 = this.byteAt(1);
+    const len7 = b1 & 0x7f;
+    const extra = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+    const size = 2 + extra + ((b1 & 0x80) !== 0 ? 4 : 0);
+    if (this.buffered < size) return -1;
+    let length = len7;
+    if (len7 === 126) length = (this.byteAt(2) << 8) | this.byteAt(3);
+    else if (len7 === 127) {
+      // Anything past 2^32 is never buffered whole: the high word only has to be zero.
+      if ((this.byteAt(2) | this.byteAt(3) | this.byteAt(4) | this.byteAt(5)) !== 0) return -1;
+      length =
+        ((this.byteAt(6) << 24) | (this.byteAt(7) << 16) | (this.byteAt(8) << 8) | this.byteAt(9)) >>> 0;
+    }
+    return this.buffered - size >= length ? this.byteAt(0) & 0x0f : -1;
+  }
+
   /** Drops every byte held and stops parsing (after a violation, or once the peer closed). */
   discard(): void {
     this.failed = true;

@@ -38,11 +38,14 @@ export interface PerMessageDeflateOptions {
    */
   serverMaxWindowBits?: number;
   /**
-   * Client: `true` offers client_max_window_bits without a value (we accept a limit chosen by
-   * the server); a number (9..15) also promises to compress with at most that window.
-   * Server: the window (8..15) we ask clients that support the parameter to compress with.
+   * Client: whether and how the offer carries client_max_window_bits (RFC 7692 §7.1.2.2).
+   * `true` (the default) offers it without a value: the server may choose our window, 8..15;
+   * a number (8..15) also promises to compress with at most that window; `false` leaves the
+   * parameter out (a server that wants to limit our window then declines compression).
+   * Server: the window (8..15) we ask clients that support the parameter to compress with
+   * (`true` and `false`: none, we confirm only a value the client offered).
    */
-  clientMaxWindowBits?: number | true;
+  clientMaxWindowBits?: number | boolean;
   /** Messages smaller than this many bytes are not compressed. Default 1024 (DEFAULT_THRESHOLD). */
   threshold?: number;
   /** zlib compression level (-1..9), passed through to zlib. */
@@ -101,7 +104,7 @@ export function validateDeflateOptions(options: PerMessageDeflateOptions, side?:
   }
   void side;
   checkWindowBits('serverMaxWindowBits', options.serverMaxWindowBits, 8);
-  if (options.clientMaxWindowBits !== true) {
+  if (typeof options.clientMaxWindowBits !== 'boolean') {
     checkWindowBits('clientMaxWindowBits', options.clientMaxWindowBits, 8);
   }
   for (const key of ['serverNoContextTakeover', 'clientNoContextTakeover'] as const) {
@@ -220,10 +223,11 @@ function offerFor(options: PerMessageDeflateOptions): ExtensionOffer {
   if (options.clientNoContextTakeover) params.push([CLIENT_NO_CONTEXT_TAKEOVER, true]);
   if (options.serverMaxWindowBits !== undefined)
     params.push([SERVER_MAX_WINDOW_BITS, String(options.serverMaxWindowBits)]);
-  if (options.clientMaxWindowBits === true) params.push([CLIENT_MAX_WINDOW_BITS, true]);
-  else if (options.clientMaxWindowBits !== undefined) {
-    params.push([CLIENT_MAX_WINDOW_BITS, String(options.clientMaxWindowBits)]);
-  }
+  // Offered by default, as browsers do: a server that bounds the client's window can then
+  // say so instead of declining (RFC 7692 §7.1.2.2).
+  const clientBits = options.clientMaxWindowBits ?? true;
+  if (clientBits === true) params.push([CLIENT_MAX_WINDOW_BITS, true]);
+  else if (clientBits !== false) params.push([CLIENT_MAX_WINDOW_BITS, String(clientBits)]);
   return { name: PERMESSAGE_DEFLATE, params };
 }
 
@@ -266,7 +270,7 @@ function incompatibility(response: ReadParams, offer: PerMessageDeflateOptions):
   if (response.clientMaxWindowBits !== undefined) {
     // RFC 7692 §7.1.2.2: only allowed when the offer had client_max_window_bits, and then
     // not larger than a value it carried.
-    if (offer.clientMaxWindowBits === undefined) {
+    if (offer.clientMaxWindowBits === false) {
       return 'client_max_window_bits was not offered';
     }
     if (typeof offer.clientMaxWindowBits === 'number' && response.clientMaxWindowBits !== true) {

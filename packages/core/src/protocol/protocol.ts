@@ -31,7 +31,10 @@ export interface ProtocolOptions {
 
 export type ProtocolEvent =
   | { type: 'message'; opcode: DataOpcode; data: Buffer }
-  /** A frame of a compressed message: inflate it, then call receiveInflated(). */
+  /**
+   * A frame of a compressed message: inflate it, then call receiveInflated(). Frames
+   * without fin may be collected and inflated together (see receiveInflated()).
+   */
   | { type: 'inflate'; data: Buffer; fin: boolean }
   | { type: 'ping'; data: Buffer }
   | { type: 'pong'; data: Buffer }
@@ -76,6 +79,7 @@ export class Protocol {
   private readonly compression: boolean;
   private output: Buffer[] = [];
   private events: ProtocolEvent[] = [];
+  /** The last frame of a compressed message was announced and is not inflated yet. */
   private inflating = false;
   private readonly holdCloseOnFailure: boolean;
   /** The Close that fail() holds until releaseClose(). */
@@ -130,9 +134,22 @@ export class Protocol {
     this.parser.push(chunk);
   }
 
-  /** The next frame parsed from the received bytes, or null (need more bytes, or failed). */
+  /**
+   * Is the next frame a continuation frame that is already received whole? A transport
+   * collecting the frames of a compressed message to inflate them in one go asks this.
+   */
+  get continuationReady(): boolean {
+    if (this.closeReceived !== undefined || this.failure !== undefined) return false;
+    return this.parser.peekComplete() === Opcode.CONTINUATION;
+  }
+
+  /**
+   * The next frame parsed from the received bytes, or null (need more bytes, or failed).
+   * Not while the last frame of a compressed message waits for inflation: what follows it
+   * belongs to the next message. Earlier frames of that message may still be waiting.
+   */
   nextFrame(): Frame | null {
-    if (this.inflating) throw new Error('nextFrame() called while a compressed frame is being inflated');
+    if (this.inflating) throw new Error('nextFrame() called while a compressed message is being inflated');
     if (this.closeReceived !== undefined || this.failure !== undefined) return null;
     try {
       return this.parser.next();
@@ -154,8 +171,9 @@ export class Protocol {
   }
 
   /**
-   * Inflated bytes of the compressed frame announced by the last 'inflate' event;
-   * `last` marks the final piece of that frame (the message ends when that frame had fin).
+   * Inflated bytes of the compressed frames announced by 'inflate' events, in order;
+   * `last` marks the final piece of the frames announced so far (the message ends when the
+   * last of them had fin, passed as `fin`).
    */
   receiveInflated(chunk: Buffer, last: boolean, fin: boolean): void {
     if (last) this.inflating = false;
@@ -337,7 +355,7 @@ export class Protocol {
 
   private emitAssembly(result: ReturnType<MessageAssembler['pushFrame']>): void {
     if (result === null) return;
-    if (result.type === 'inflate') this.inflating = true;
+    if (result.type === 'inflate' && result.fin) this.inflating = true;
     this.events.push(result);
   }
 
