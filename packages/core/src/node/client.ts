@@ -14,6 +14,7 @@ import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import { createLogger } from './logger.js';
 import { type ConnectionOptions, DEFAULTS, resolveConnectionOptions, type TlsOptions } from './options.js';
+import { defaultStages } from './stages.js';
 import { checkServerIdentity } from './tls-identity.js';
 
 export interface ClientOptions extends ConnectionOptions {
@@ -270,6 +271,7 @@ function attempt(
           side: 'client',
           socket,
           options: connectionOptions,
+          stages: defaultStages(connectionOptions),
           ...(checked.protocol !== undefined ? { protocol: checked.protocol } : {}),
           extensions: checked.extensions.length > 0 ? formatExtensions(checked.extensions) : '',
           ...(compressor ? { compressor } : {}),

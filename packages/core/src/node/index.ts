@@ -1,6 +1,6 @@
 export { type ClientOptions, connect } from './client.js';
 export type { MessageCompressor } from './compressor.js';
-export { type CloseInfo, type Data, type SendOptions, WebSocket } from './connection.js';
+export { type CloseInfo, type Data, type SendOptions, type Stage, WebSocket } from './connection.js';
 export { createPerMessageDeflate, ZlibLimiter, zlibContexts, zlibLimiter } from './deflate.js';
 export type { Fanout, FanoutTarget, PublishOptions } from './fanout.js';
 export { createLogger, type Logger, type LogLevel, silentLogger } from './logger.js';
@@ -16,7 +16,7 @@ export {
   type UpgradeContext,
   WebSocketServer,
 } from './server.js';
-export { autoPing, autoPong, type Stage } from './stages.js';
+export { autoPing, autoPong } from './stages.js';
 export { checkServerIdentity } from './tls-identity.js';
 export {
   buildUpgradeRequest,

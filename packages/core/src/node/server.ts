@@ -19,10 +19,11 @@ import {
   type PerMessageDeflateOptions,
   validateDeflateOptions,
 } from '../protocol/permessage-deflate.js';
-import { type Data, type TopicHub, toPayload, WebSocket } from './connection.js';
+import { type TopicHub, WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import type { Fanout, FanoutTarget, PublishOptions } from './fanout.js';
 import { createLogger, type Logger } from './logger.js';
+import { type Data, toPayload } from './message.js';
 import {
   type ConnectionOptions,
   DEFAULTS,
@@ -30,6 +31,7 @@ import {
   resolveConnectionOptions,
   type TlsOptions,
 } from './options.js';
+import { defaultStages } from './stages.js';
 import {
   buildUpgradeRequest,
   checkOrigin,
@@ -514,10 +516,12 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
       });
       this.handshakeDone(socket);
       socket.write(response);
+      const options = resolveConnectionOptions(opts);
       const ws = new WebSocket({
         side: 'server',
         socket,
-        options: resolveConnectionOptions(opts),
+        options,
+        stages: defaultStages(options),
         ...(protocol !== undefined ? { protocol } : {}),
         extensions,
         ...(compressor ? { compressor } : {}),
