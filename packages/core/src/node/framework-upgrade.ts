@@ -14,6 +14,17 @@ type HandleUpgrade = (
   context: UpgradeContext,
 ) => Promise<WebSocket | null>;
 
+/** A WebSocketServer, as far as accept() needs one. */
+export interface UpgradeTarget {
+  handleUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    handler: Handler,
+    context: UpgradeContext,
+  ): Promise<WebSocket | null>;
+}
+
 /**
  * An upgrade request that a web framework is routing (from `wss.beginUpgrade()`). The
  * framework runs its router, hooks and middleware with `req` and `res`: `res` writes an
@@ -35,7 +46,7 @@ export class PendingUpgrade {
     readonly socket: Duplex,
     readonly head: Buffer,
     private readonly handleUpgrade: HandleUpgrade,
-    timers: HandshakeTimers,
+    private readonly timers: HandshakeTimers,
     private readonly log: Logger,
   ) {
     // Node leaves an upgraded socket without 'error' listener: a reset while the
@@ -61,14 +72,22 @@ export class PendingUpgrade {
    * The framework's router chose a WebSocket route: performs the handshake and runs
    * `handler`. Resolves with the connection, or null when the upgrade was refused (an
    * HTTP answer went out) or when it was already handled (a middleware answered and
-   * still passed the request on: that answer stands).
+   * still passed the request on: that answer stands). `server`: another WebSocketServer
+   * than the one that began the upgrade does the handshake (with its own options).
    */
-  async accept(handler: Handler, context: UpgradeContext = {}): Promise<WebSocket | null> {
+  async accept(
+    handler: Handler,
+    context: UpgradeContext = {},
+    server?: UpgradeTarget,
+  ): Promise<WebSocket | null> {
     if (this.handled || this.socket.destroyed) return null;
     this.accepted = true;
     this.release();
     try {
-      return await this.handleUpgrade(this.req, this.socket, this.head, handler, context);
+      if (server === undefined)
+        return await this.handleUpgrade(this.req, this.socket, this.head, handler, context);
+      this.timers.done(this.socket); // the other server times the rest itself
+      return await server.handleUpgrade(this.req, this.socket, this.head, handler, context);
     } catch (err) {
       this.log.error({ err }, 'upgrade failed');
       this.socket.destroy();
