@@ -1,15 +1,7 @@
-import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  createLogger,
-  type RouteOptions,
-  type ServerOptions,
-  type WebSocket,
-  WebSocketServer,
-} from '@wskit/core';
-import type { Request, RequestHandler, Router } from 'express';
-import type { ParamsDictionary, RouteParameters } from 'express-serve-static-core';
+import { createLogger, WebSocketServer } from '@wskit/core';
+import type { Request } from 'express';
 import {
   isRouter,
   kUpgrade,
@@ -23,71 +15,15 @@ import {
   upgradeState,
 } from './internals.js';
 import { stringParams } from './origin-guard.js';
-
-/** A WebSocket route handler: runs once the handshake succeeded. `P`: the route parameters. */
-export type WebSocketHandler<P = ParamsDictionary> = (ws: WebSocket, req: Request<P>) => void | Promise<void>;
-
-/**
- * Per-route options, given as the argument right before the handler:
- * acceptConnection / accessDenied / origins, protocols, perMessageDeflate and the
- * connection limits and timeouts. They override the app-level options.
- */
-export type WebSocketRouteOptions = RouteOptions;
-
-/** Options of expressWs(): those of the WebSocketServer (they apply to every ws route). */
-export type ExpressWsOptions = ServerOptions;
-
-/** Route paths as Express accepts them. */
-export type PathParams = string | RegExp | ReadonlyArray<string | RegExp>;
-
-/** Route middleware: functions or (nested) arrays of them, as for app.get(). */
-export type WebSocketMiddleware<P = ParamsDictionary> = RequestHandler<P> | readonly WebSocketMiddleware<P>[];
-
-/**
- * `ws(path, ...middleware, [routeOptions], handler)`. With a string path, `req.params` is
- * typed from it as in `app.get()` (`'/chat/:room'` gives `req.params.room: string`).
- */
-export interface WebSocketMethod<This> {
-  <Path extends string, P = RouteParameters<Path>>(
-    path: Path,
-    ...handlers: [...WebSocketMiddleware<P>[], WebSocketHandler<P>]
-  ): This;
-  <Path extends string, P = RouteParameters<Path>>(
-    path: Path,
-    ...handlers: [...WebSocketMiddleware<P>[], WebSocketRouteOptions, WebSocketHandler<P>]
-  ): This;
-  (path: PathParams, ...handlers: [...WebSocketMiddleware[], WebSocketHandler]): This;
-  (path: PathParams, ...handlers: [...WebSocketMiddleware[], WebSocketRouteOptions, WebSocketHandler]): This;
-}
-
-/** An app or router with ws routes. */
-export interface WithWebSocketMethod {
-  ws: WebSocketMethod<this>;
-}
-
-declare module 'express-serve-static-core' {
-  interface Router {
-    /** WebSocket routes; every router has ws() once expressWs() ran. */
-    ws: WebSocketMethod<this>;
-  }
-}
-
-/** An Express Router with ws() (`express.Router()` is typed with it already). */
-export type WebSocketRouter = Router & WithWebSocketMethod;
-
-type AnyServer = HttpServer | HttpsServer;
-
-export interface ExpressWs<A extends object> {
-  /** The same app, now with `app.ws()`. */
-  app: A & WithWebSocketMethod;
-  /** The server behind every ws route of this app: clients, publish(), close(). */
-  wss: WebSocketServer;
-  getWss(): WebSocketServer;
-  /** Adds `ws()` to an existing router (or sub-app); its routes use this instance's server. */
-  applyTo<R extends object>(target: R): R & WithWebSocketMethod;
-  /** Routes the upgrade requests of one more http/https server through the app. */
-  attach(server: AnyServer): void;
-}
+import type {
+  AnyServer,
+  ExpressWs,
+  ExpressWsOptions,
+  PathParams,
+  WebSocketHandler,
+  WebSocketRouteOptions,
+  WithWebSocketMethod,
+} from './types.js';
 
 const kInstance: unique symbol = Symbol.for('wskit.express.instance');
 const kSharedWs: unique symbol = Symbol.for('wskit.express.sharedWs');

@@ -1,5 +1,17 @@
 import { guardOrigin, type OriginPolicy } from '@wskit/core';
-import type { RequestHandler } from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { ParamsDictionary } from 'express-serve-static-core';
+
+/**
+ * The middleware originGuard() returns. Generic in the route parameters, so that it does
+ * not fix them: `app.ws('/chat/:room', originGuard([...]), (ws, req) => ...)` still types
+ * `req.params.room` from the path.
+ */
+export type OriginGuardMiddleware = <P = ParamsDictionary>(
+  req: Request<P>,
+  res: Response,
+  next: NextFunction,
+) => void;
 
 export interface OriginGuardOptions {
   /** HTTP status of the refusal. Default 403. */
@@ -16,7 +28,7 @@ export interface OriginGuardOptions {
  * option) for that route. A refused request is answered 403 "Access denied": on an
  * upgrade, that answer goes out instead of the handshake.
  */
-export function originGuard(origins: OriginPolicy, options: OriginGuardOptions = {}): RequestHandler {
+export function originGuard(origins: OriginPolicy, options: OriginGuardOptions = {}): OriginGuardMiddleware {
   const status = options.status ?? 403;
   const message = options.message ?? 'Access denied';
   return (req, res, next) => {
