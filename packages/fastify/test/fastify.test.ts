@@ -174,6 +174,32 @@ describe('@wskit/fastify', () => {
     expect(guarded.body).toBe('Access denied');
   });
 
+  it("lets a route's originGuard() replace the app-level origin check for that route", async () => {
+    const app = await build({ origins: ['https://app.example'] });
+    app.get<{ Params: { id: string } }>(
+      '/admin/:id',
+      { websocket: true, onRequest: originGuard(['https://partner.example']) },
+      async (s, req) => {
+        await s.send(`admin ${req.params.id}`);
+      },
+    );
+    app.get('/own', { websocket: true }, async (s) => {
+      await s.send('own');
+    });
+    const url = await listen(app);
+    const partner = await open(`${url}/admin/7`, { origin: 'https://partner.example' });
+    expect((await partner.receive())?.text()).toBe('admin 7');
+    expect((await (await open(`${url}/admin/8`)).receive())?.text()).toBe('admin 8'); // no Origin
+    // Replaced, not added to: the app's own origin is not on this route's list.
+    expect((await expectRefusal(`${url}/admin/7`, { origin: 'https://app.example' })).status).toBe(403);
+    expect((await expectRefusal(`${url}/admin/7`, { origin: 'https://evil.example' })).status).toBe(403);
+    // Other routes keep the app-level check.
+    expect((await (await open(`${url}/own`, { origin: 'https://app.example' })).receive())?.text()).toBe(
+      'own',
+    );
+    expect((await expectRefusal(`${url}/own`, { origin: 'https://partner.example' })).status).toBe(403);
+  });
+
   it('acceptConnection and accessDenied hooks', async () => {
     const app = await build({
       acceptConnection: (req) => req.headers['x-key'] === 'k',
