@@ -12,6 +12,7 @@ import {
   open,
   track,
 } from '../../../test/support/clients.js';
+import { rawExchange, upgradeRequest } from '../../core/test/node/util.js';
 
 afterEach(cleanup);
 
@@ -198,6 +199,17 @@ describe('@wskit/fastify', () => {
       'own',
     );
     expect((await expectRefusal(`${url}/own`, { origin: 'https://partner.example' })).status).toBe(403);
+  });
+
+  it('drops an upgrade that a hook never answers after handshakeTimeout', async () => {
+    const app = await build({ handshakeTimeout: 200 });
+    app.get('/stall', { websocket: true, onRequest: () => new Promise<void>(() => {}) }, async (s) => {
+      await s.send('never');
+    });
+    const url = await listen(app);
+    const port = Number(new URL(url).port);
+    const { text } = upgradeRequest(`127.0.0.1:${port}`, { path: '/stall' });
+    await expect(rawExchange(port, text, 5000)).rejects.toThrow(/closed without a complete HTTP answer/);
   });
 
   it('acceptConnection and accessDenied hooks', async () => {

@@ -6,6 +6,7 @@ import Koa from 'koa';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, exchangeAll, expectRefusal, onCleanup, open } from '../../../test/support/clients.js';
+import { rawExchange, upgradeRequest } from '../../core/test/node/util.js';
 
 afterEach(cleanup);
 
@@ -199,6 +200,18 @@ describe('@wskit/koa', () => {
       'own',
     );
     expect((await expectRefusal(`${url}/own`, { origin: 'https://partner.example' })).status).toBe(403);
+  });
+
+  it('drops an upgrade that the middleware never answers after handshakeTimeout', async () => {
+    const app = koaWs(new Koa(), { handshakeTimeout: 200 });
+    app.use(() => new Promise<void>(() => {})); // never settles
+    app.ws.use(async (ctx) => {
+      await ctx.websocket!.send('never');
+    });
+    const { url } = await start(app);
+    const port = Number(new URL(url).port);
+    const { text } = upgradeRequest(`127.0.0.1:${port}`, { path: '/stall' });
+    await expect(rawExchange(port, text, 5000)).rejects.toThrow(/closed without a complete HTTP answer/);
   });
 
   it('acceptConnection / accessDenied hooks per app', async () => {
