@@ -3,9 +3,11 @@ export type { MessageCompressor } from './compressor.js';
 export { type CloseInfo, type Data, type SendOptions, type Stage, WebSocket } from './connection.js';
 export { createPerMessageDeflate, ZlibLimiter, zlibContexts, zlibLimiter } from './deflate.js';
 export type { Fanout, FanoutTarget, PublishOptions } from './fanout.js';
+export type { PendingUpgrade } from './framework-upgrade.js';
 export { createLogger, type Logger, type LogLevel, silentLogger } from './logger.js';
 export { Message } from './message.js';
 export { type ConnectionOptions, DEFAULTS, type TlsOptions } from './options.js';
+export { checkOrigin, guardOrigin, originAllowed, originGuard } from './origin-guard.js';
 export type { RateLimitOptions } from './rate-limit.js';
 export {
   type AccessHooks,
@@ -20,10 +22,8 @@ export { autoPing, autoPong } from './stages.js';
 export { checkServerIdentity } from './tls-identity.js';
 export {
   buildUpgradeRequest,
-  checkOrigin,
+  describeUpgrade,
   type OriginPolicy,
-  originAllowed,
-  originGuard,
   type UpgradeRequest,
 } from './upgrade-request.js';
 export { createUpgradeResponse } from './upgrade-response.js';

@@ -1,0 +1,290 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { HandshakeError } from '../protocol/errors.js';
+import { formatExtensions } from '../protocol/extensions.js';
+import {
+  buildAcceptResponse,
+  buildRejectionResponse,
+  selectSubprotocol,
+  validateRequest,
+} from '../protocol/handshake.js';
+import {
+  negotiate,
+  type PerMessageDeflateOptions,
+  validateDeflateOptions,
+} from '../protocol/permessage-deflate.js';
+import { Admission } from './admission.js';
+import { type TopicHub, WebSocket } from './connection.js';
+import { createPerMessageDeflate } from './deflate.js';
+import { HandshakeTimers } from './handshake-timer.js';
+import { createLogger, type Logger } from './logger.js';
+import { DEFAULTS, type DeflateOption, resolveConnectionOptions } from './options.js';
+import { defaultAcceptance } from './origin-guard.js';
+import type { Handler, Reply, RouteOptions, ServerOptions, UpgradeContext } from './server-types.js';
+import { defaultStages } from './stages.js';
+import { buildUpgradeRequest, originForm, type UpgradeRequest } from './upgrade-request.js';
+
+/** What the WebSocketServer lends to the handshake. */
+export interface UpgradeHost {
+  readonly options: ServerOptions;
+  readonly log: Logger;
+  readonly hub: TopicHub;
+  isClosing(): boolean;
+  openConnections(): number;
+  findRoute(path: string): { handler: Handler; options: RouteOptions } | undefined;
+  /** A connection completed its handshake. */
+  opened(ws: WebSocket): void;
+}
+
+/**
+ * The server side of the opening handshake (RFC 6455 §4.2), once per upgrade request:
+ * validation, capacity, the access decision (acceptConnection, or the origin check),
+ * subprotocol and extension negotiation, the 101 or the HTTP refusal, the handshake
+ * timer, and the new connection handed to its handler.
+ */
+export class Upgrader {
+  readonly timers: HandshakeTimers;
+  readonly admission: Admission;
+
+  constructor(private readonly host: UpgradeHost) {
+    this.timers = new HandshakeTimers(host.options.handshakeTimeout ?? DEFAULTS.handshakeTimeout, host.log);
+    this.admission = new Admission(host.options);
+  }
+
+  /** See WebSocketServer.handleUpgrade. Never throws: every failure is an HTTP answer. */
+  async handle(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    handler: Handler | undefined,
+    context: UpgradeContext,
+  ): Promise<WebSocket | null> {
+    this.timers.track(socket);
+    socket.on('error', onEarlyError);
+    try {
+      return await this.upgrade(req, socket, head, handler, context);
+    } catch (err) {
+      this.host.log.error({ err }, 'unexpected error during the handshake');
+      this.refuse(socket, 500, 'Internal Server Error');
+      return null;
+    } finally {
+      socket.off('error', onEarlyError);
+    }
+  }
+
+  private async upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    explicitHandler: Handler | undefined,
+    context: UpgradeContext,
+  ): Promise<WebSocket | null> {
+    if (socket.destroyed) return null;
+    const url = req.url ?? '/';
+    const path = originForm(url).split('?', 1)[0] ?? '/';
+    const route = explicitHandler === undefined ? this.host.findRoute(path) : undefined;
+    if (explicitHandler === undefined && route === undefined) {
+      this.refuse(socket, 404, `No WebSocket route for ${path}`);
+      return null;
+    }
+    const opts: RouteOptions = { ...this.host.options, ...route?.options, ...context.route };
+
+    let validated: ReturnType<typeof validateRequest>;
+    try {
+      validated = validateRequest({
+        method: req.method ?? '',
+        httpVersion: req.httpVersion,
+        url,
+        headers: req.headers,
+      });
+    } catch (err) {
+      if (!(err instanceof HandshakeError)) throw err;
+      this.refuse(socket, err.status, err.message, err.headers);
+      return null;
+    }
+    // Capacity: checked before anything is built for this request, answered 503 with
+    // Retry-After (RFC 9110 §10.2.3) so that well-behaved clients back off.
+    const address = this.admission.addressFor(req, socket);
+    const busy = this.host.isClosing()
+      ? 'The server is shutting down'
+      : this.admission.busy(this.host.openConnections(), address);
+    if (busy !== undefined) {
+      this.refuse(socket, 503, busy, { 'Retry-After': this.admission.retryAfter });
+      return null;
+    }
+
+    const upgradeReq = buildUpgradeRequest(req, {
+      protocols: validated.protocols,
+      extensions: validated.extensions,
+      params: context.params,
+    });
+    const ticket = this.admission.hold(socket, address);
+    try {
+      let accepted: boolean;
+      try {
+        accepted = opts.acceptConnection
+          ? await opts.acceptConnection(upgradeReq)
+          : defaultAcceptance(upgradeReq, opts.origins);
+      } catch (err) {
+        this.host.log.error({ err }, 'acceptConnection threw: refusing');
+        accepted = false;
+      } finally {
+        ticket.endPending();
+      }
+      if (socket.destroyed) return null;
+      if (!accepted) {
+        this.deny(socket, upgradeReq, opts);
+        return null;
+      }
+      if (this.host.isClosing()) {
+        // close() began while acceptConnection ran: it must not be outlived.
+        const retry = { 'Retry-After': this.admission.retryAfter };
+        this.refuse(socket, 503, 'The server is shutting down', retry);
+        return null;
+      }
+
+      const protocol = opts.protocols ? selectSubprotocol(validated.protocols, opts.protocols) : undefined;
+      let extensions = '';
+      let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
+      const deflate = deflateOptions(opts.perMessageDeflate);
+      if (deflate !== undefined) {
+        const agreed = negotiate(validated.extensions, deflate);
+        if (agreed !== null) {
+          extensions = formatExtensions([agreed.response]);
+          compressor = createPerMessageDeflate(agreed.params, 'server', deflate);
+        }
+      }
+
+      const response = buildAcceptResponse({
+        key: validated.key,
+        ...(protocol !== undefined ? { protocol } : {}),
+        extensions,
+      });
+      this.timers.done(socket);
+      socket.write(response);
+      const options = resolveConnectionOptions(opts);
+      const ws = new WebSocket({
+        side: 'server',
+        socket,
+        options,
+        stages: defaultStages(options),
+        ...(protocol !== undefined ? { protocol } : {}),
+        extensions,
+        ...(compressor ? { compressor } : {}),
+        path,
+        head,
+        logger: opts.logger || opts.logLevel ? createLogger(opts.logger, opts.logLevel) : this.host.log,
+        hub: this.host.hub,
+      });
+      this.host.opened(ws);
+      ticket.adopt(ws);
+      this.host.log.debug({ path, remote: ws.remoteAddress, protocol, extensions }, 'connection open');
+
+      const handler = explicitHandler ?? route?.handler ?? noopHandler;
+      try {
+        const result = handler(ws, upgradeReq);
+        if (result instanceof Promise) result.catch((err: unknown) => ws.handlerFailed(err));
+      } catch (err) {
+        ws.handlerFailed(err);
+      }
+      return ws;
+    } finally {
+      ticket.release();
+    }
+  }
+
+  private deny(socket: Duplex, req: UpgradeRequest, opts: RouteOptions): void {
+    let replied = false;
+    const answer = (
+      status: number,
+      body: string,
+      headers: Record<string, string> | undefined,
+      verbatim: boolean,
+    ) => {
+      if (replied) return;
+      replied = true;
+      this.refuse(socket, status, body, headers, verbatim);
+    };
+    // The hook's body is sent byte for byte.
+    const reply: Reply = (status, body = '', headers) => answer(status, body, headers, true);
+    try {
+      if (opts.accessDenied) opts.accessDenied(req, reply);
+    } catch (err) {
+      this.host.log.error({ err }, 'accessDenied threw');
+    }
+    answer(403, 'Access denied', undefined, false); // the default, when the hook did not reply
+  }
+
+  /** Answers with an HTTP error and closes the socket. */
+  refuse(
+    socket: Duplex,
+    status: number,
+    body: string,
+    headers?: Record<string, string>,
+    verbatim = false,
+  ): void {
+    this.timers.done(socket);
+    this.host.log.debug({ status, body }, 'upgrade refused');
+    if (socket.destroyed) return;
+    let response: string;
+    try {
+      response = buildRejectionResponse(status, verbatim ? body : `${body}\n`, headers);
+    } catch {
+      response = buildRejectionResponse(500, 'Internal Server Error\n');
+    }
+    // The socket outlives this call while the answer drains: a reset now must not
+    // become an unhandled 'error' event.
+    socket.on('error', onEarlyError);
+    socket.end(response);
+    // Don't wait forever for a peer that doesn't read its answer.
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+}
+
+/**
+ * The answer of a standalone server (listen()) to a plain HTTP request: 426 Upgrade
+ * Required, or 400 and the reason for a handshake missing its Upgrade or Connection
+ * token (those arrive as requests, not as 'upgrade' events).
+ */
+export function answerPlainRequest(req: IncomingMessage, res: ServerResponse): void {
+  let status = 426;
+  let body = 'Upgrade Required: this endpoint speaks WebSocket.\n';
+  let headers: Record<string, string> = { Upgrade: 'websocket' };
+  if (req.headers.upgrade !== undefined || req.headers['sec-websocket-key'] !== undefined) {
+    try {
+      validateRequest({
+        method: req.method ?? '',
+        httpVersion: req.httpVersion,
+        url: req.url,
+        headers: req.headers,
+      });
+    } catch (err) {
+      if (err instanceof HandshakeError)
+        [status, body, headers] = [err.status, `${err.message}\n`, err.headers];
+    }
+  }
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
+  });
+  res.end(body);
+}
+
+const noopHandler: Handler = () => {};
+
+function onEarlyError(): void {
+  // A socket error before the connection exists: the socket is destroyed, nothing to do.
+}
+
+export function deflateOptions(option: DeflateOption | undefined): PerMessageDeflateOptions | undefined {
+  if (option === undefined || option === false) return undefined;
+  return option === true ? {} : option;
+}
+
+/** Throws RangeError/TypeError now for options that could never be used to compress. */
+export function checkDeflateOption(option: DeflateOption | undefined): void {
+  const options = deflateOptions(option);
+  if (options !== undefined) validateDeflateOptions(options, 'server');
+}
