@@ -92,7 +92,12 @@ export interface ConnectionInit {
   stages?: readonly Stage[];
   /** Timers and time; the system's by default. */
   clock?: Clock;
+  /** How the connection arrived. Default 'http/1.1'. */
+  transport?: Transport;
 }
+
+/** How a connection arrived: an HTTP/1.1 Upgrade, or an HTTP/2 stream (RFC 8441). */
+export type Transport = 'http/1.1' | 'h2';
 
 /** Why the socket is not being read (flags: several can hold at once). */
 const Paused = { INBOX: 1, FRAMES: 2, INFLATE: 4 } as const;
@@ -120,6 +125,8 @@ export class WebSocket extends EventEmitter {
   readonly protocol: string;
   readonly extensions: string;
   readonly path: string;
+  /** How the connection arrived: 'http/1.1' (Upgrade) or 'h2' (an HTTP/2 stream, RFC 8441). */
+  readonly transport: Transport;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
   readonly localAddress: string | undefined;
@@ -170,6 +177,7 @@ export class WebSocket extends EventEmitter {
     this.protocol = init.protocol ?? '';
     this.extensions = init.extensions ?? '';
     this.path = init.path ?? '/';
+    this.transport = init.transport ?? 'http/1.1';
     const s = init.socket as Partial<Socket>;
     this.remoteAddress = s.remoteAddress;
     this.remotePort = s.remotePort;
