@@ -118,3 +118,36 @@ export class Inbox {
     if (this.paused && this.messages.length < Math.ceil(this.limit / 2)) this.release();
   }
 }
+
+/**
+ * Runs `handle` for every message `next()` yields, at most `concurrency` at once, in
+ * arrival order of start; resolves once `next()` yields null and every handler is done.
+ * A handler that throws or rejects is reported to `failed`.
+ */
+export async function consumeInOrder(
+  inbox: Inbox,
+  next: () => Promise<Message | null>,
+  handle: (msg: Message) => unknown,
+  hooks: { concurrency: number; failed(err: unknown): void; settled(): void },
+): Promise<void> {
+  const limit = Math.max(1, hooks.concurrency);
+  const inflight = new Set<Promise<void>>();
+  for (let msg = await next(); msg !== null; msg = await next()) {
+    const m = msg;
+    inbox.handlerStarted();
+    const task: Promise<void> = Promise.resolve()
+      .then(() => handle(m))
+      .then(
+        () => {},
+        (err: unknown) => hooks.failed(err),
+      )
+      .finally(() => {
+        inflight.delete(task);
+        inbox.handlerEnded();
+        hooks.settled();
+      });
+    inflight.add(task);
+    if (inflight.size >= limit) await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+}
