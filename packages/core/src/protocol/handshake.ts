@@ -101,7 +101,7 @@ function parseProtocols(value: HeaderValue): string[] | string {
 export interface RequestHead {
   method: string;
   httpVersion: string;
-  url?: string;
+  url?: string | undefined;
   headers: Record<string, string | string[] | undefined>;
 }
 
