@@ -34,7 +34,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createDeflateRaw, constants as zconst } from 'node:zlib';
 import { WebSocket as WsClient, WebSocketServer as WsServer } from 'ws';
-import { connect, encodeFrame, WebSocketServer, zlibContexts } from '../packages/core/dist/index.js';
+import { connect, WebSocketServer } from '../packages/core/dist/index.js';
+import { zlibContexts } from '../packages/core/dist/node/deflate.js';
+import { encodeFrame } from '../packages/core/dist/protocol/index.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');

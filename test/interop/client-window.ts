@@ -15,7 +15,8 @@
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { inflateRawSync, constants as zconst } from 'node:zlib';
-import { type Frame, FrameParser, type WebSocket } from '@wskit/core';
+import type { Frame, WebSocket } from '@wskit/core';
+import { FrameParser } from '@wskit/core/protocol';
 
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 

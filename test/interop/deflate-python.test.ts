@@ -17,11 +17,11 @@ import { inflateRawSync, constants as zconst } from 'node:zlib';
 import {
   type ClientOptions,
   connect,
-  parseExtensions,
   type ServerOptions,
   type WebSocket,
   WebSocketServer,
 } from '@wskit/core';
+import { parseExtensions } from '@wskit/core/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkClientOutput, echoAll, FrameTapProxy, probeMessages, WINDOW_CASES } from './client-window.js';
 

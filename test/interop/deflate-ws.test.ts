@@ -19,18 +19,18 @@ import {
   connect,
   type Frame,
   type Message,
-  parseExtensions,
   type ServerOptions,
   type WebSocket,
   WebSocketServer,
-  zlibContexts,
 } from '@wskit/core';
+import { parseExtensions } from '@wskit/core/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   WebSocket as WsClient,
   type PerMessageDeflateOptions as WsDeflateOptions,
   WebSocketServer as WsServer,
 } from 'ws';
+import { zlibContexts } from '../../packages/core/src/node/deflate.js';
 
 const MiB = 1024 * 1024;
 const LIMITS = { maxMessageSize: 4 * MiB, maxFrameSize: 4 * MiB } as const;

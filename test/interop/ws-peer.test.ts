@@ -3,19 +3,14 @@
  * the ws server, over ws://, wss:// (self-signed certificate made with openssl) and IPv6.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  type ClientOptions,
-  checkServerIdentity,
-  connect,
-  HandshakeError,
-  type WebSocket,
-} from '@wskit/core';
+import { type ClientOptions, connect, HandshakeError, type WebSocket } from '@wskit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
   WebSocket as WsClient,
   ClientOptions as WsClientOptions,
   ServerOptions as WsServerOptions,
 } from 'ws';
+import { checkServerIdentity } from '../../packages/core/src/node/tls-identity.js';
 import { generateCert, removeCert, resourcesPerTest, type TestCert } from '../support/clients.js';
 import {
   canListenOn,

@@ -18,11 +18,11 @@ import {
   connect,
   type Handler,
   HandshakeError,
-  type HandshakeResponse,
   type ServerOptions,
   type WebSocket,
   WebSocketServer,
 } from '@wskit/core';
+import type { HandshakeResponse } from '@wskit/core/protocol';
 import { afterEach, expect } from 'vitest';
 
 export const HOST = '127.0.0.1';

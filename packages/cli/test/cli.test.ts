@@ -15,7 +15,8 @@ import {
   type TestCert,
   withTimeout,
 } from '../../../test/support/clients.js';
-import { formatBinary, parseHeader, parsePort, parseSize, runConnect, runServe } from '../src/index.js';
+import { runConnect, runServe } from '../src/index.js';
+import { formatBinary, parseHeader, parsePort, parseSize } from '../src/util.js';
 import { Capture, type InProcessRun, runInProcess } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));

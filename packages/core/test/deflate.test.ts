@@ -14,10 +14,7 @@ import { runInNewContext } from 'node:vm';
 import { createDeflateRaw, deflateRawSync, inflateRawSync, constants as zconst } from 'node:zlib';
 import {
   type ClientOptions,
-  computeAccept,
   connect,
-  createPerMessageDeflate,
-  type DeflateParams,
   type Frame,
   type Message,
   type RouteOptions,
@@ -26,11 +23,12 @@ import {
   type WebSocket,
   WebSocketError,
   WebSocketServer,
-  ZlibLimiter,
-  zlibContexts,
   zlibLimiter,
 } from '@wskit/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createPerMessageDeflate, ZlibLimiter, zlibContexts } from '../src/node/deflate.js';
+import { computeAccept } from '../src/protocol/handshake.js';
+import type { DeflateParams } from '../src/protocol/permessage-deflate.js';
 
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const KiB = 1024;

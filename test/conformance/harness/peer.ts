@@ -4,7 +4,8 @@
  * each frame, the messages and pongs, its Close, and how the TCP connection ended.
  */
 import type { Socket } from 'node:net';
-import { encodeFrame, type Frame, FrameParser } from '@wskit/core';
+import type { Frame } from '@wskit/core';
+import { encodeFrame, FrameParser } from '@wskit/core/protocol';
 import type { PeerDeflate } from './pmd.js';
 import type { Direction, Expectation, ExpectedItem, ObservedFrame } from './types.js';
 

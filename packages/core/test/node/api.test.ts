@@ -1,17 +1,16 @@
 import {
   type ClientOptions,
-  closeCodeToReason,
   connect,
   type Handler,
   InvalidStateError,
   type Message,
-  reasonToCloseCode,
   type ServerOptions,
   WebSocket,
   WebSocketServer,
 } from '@wskit/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, HOST, sleep, track, waitFor, withTimeout } from '../../../../test/support/clients.js';
+import { closeCodeToReason, reasonToCloseCode } from '../../src/protocol/close-codes.js';
 import { CLOSE_CODE_TABLE } from '../helpers.js';
 import { serve } from './util.js';
 

@@ -9,9 +9,7 @@ import { type AddressInfo, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   connect,
-  encodeFrame,
   type Frame,
-  FrameParser,
   type Handler,
   type Message,
   type ServerOptions,
@@ -25,6 +23,8 @@ import {
   waitFor,
   withTimeout as within,
 } from '../../../../test/support/clients.js';
+import { FrameParser } from '../../src/protocol/frame-parser.js';
+import { encodeFrame } from '../../src/protocol/frame-writer.js';
 import { acceptFor } from './util.js';
 
 // The waiting utilities of test/support, under the names the raw-peer suites use.

@@ -1,6 +1,6 @@
 import type { PeerCertificate } from 'node:tls';
-import { checkServerIdentity } from '@wskit/core';
 import { describe, expect, it } from 'vitest';
+import { checkServerIdentity } from '../../src/node/tls-identity.js';
 
 const cert = (subjectaltname: string) =>
   ({ subject: { CN: 'localhost' }, subjectaltname }) as unknown as PeerCertificate;
