@@ -1,4 +1,5 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import type { ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
@@ -12,6 +13,7 @@ import {
 } from '../protocol/permessage-deflate.js';
 import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
+import { attemptHttp2 } from './http2-client.js';
 import { createLogger } from './logger.js';
 import { type ConnectionOptions, DEFAULTS, resolveConnectionOptions, type TlsOptions } from './options.js';
 import { checkServerIdentity } from './tls-identity.js';
@@ -49,6 +51,18 @@ export interface ClientOptions extends ConnectionOptions {
    * pair for tests, a tunnel). The handshake and everything after run over it.
    */
   createConnection?: () => Duplex;
+  /**
+   * WebSocket over HTTP/2 (RFC 8441): true requires it (h2 by ALPN for wss:, h2c with prior
+   * knowledge for ws:); 'auto' uses it when the server offers h2 and advertises
+   * SETTINGS_ENABLE_CONNECT_PROTOCOL, else the HTTP/1.1 Upgrade ('auto' on ws: is HTTP/1.1).
+   * Default false.
+   */
+  http2?: boolean | 'auto';
+  /**
+   * An open HTTP/2 session (from `http2.connect()`) to carry this WebSocket as one more
+   * stream: several WebSockets then share one TCP connection. The caller closes it.
+   */
+  http2Session?: ClientHttp2Session;
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
@@ -155,6 +169,11 @@ function attempt(
   const secure = url.protocol === 'wss:' || url.protocol === 'https:';
   if (!secure && url.protocol !== 'ws:' && url.protocol !== 'http:') {
     return Promise.reject(new SyntaxError(`Unsupported URL scheme ${url.protocol} (use ws: or wss:)`));
+  }
+  if ((options.http2 !== undefined && options.http2 !== false) || options.http2Session !== undefined) {
+    return attemptHttp2(url, options, connectionOptions, () =>
+      attempt(url, { ...options, http2: false }, connectionOptions),
+    );
   }
   const key = generateKey();
   const protocols = options.protocols ?? [];
@@ -306,7 +325,7 @@ function failUpgrade(socket: Duplex): void {
 }
 
 /** Is `response` an acceptable answer to this one offer? (acceptResponse takes the first such.) */
-function answers(response: ExtensionOffer[], offer: PerMessageDeflateOptions): boolean {
+export function answers(response: ExtensionOffer[], offer: PerMessageDeflateOptions): boolean {
   try {
     return acceptResponse(response, [offer]) !== null;
   } catch {
@@ -314,7 +333,7 @@ function answers(response: ExtensionOffer[], offer: PerMessageDeflateOptions): b
   }
 }
 
-function toOfferList(option: ClientOptions['perMessageDeflate']): PerMessageDeflateOptions[] {
+export function toOfferList(option: ClientOptions['perMessageDeflate']): PerMessageDeflateOptions[] {
   if (option === undefined || option === false) return [];
   if (option === true) return [{}];
   return Array.isArray(option) ? option : [option];
@@ -324,7 +343,7 @@ function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
-function readBody(res: IncomingMessage): Promise<string> {
+export function readBody(res: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;

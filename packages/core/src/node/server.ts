@@ -22,6 +22,13 @@ import {
 import { type Data, type TopicHub, toPayload, WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import type { Fanout, FanoutTarget, PublishOptions } from './fanout.js';
+import {
+  type AnyHttp2Server,
+  attachHttp2,
+  closeHttp2Server,
+  createHttp2Server,
+  isHttp2Server,
+} from './http2-server.js';
 import { createLogger, type Logger } from './logger.js';
 import {
   type ConnectionOptions,
@@ -142,6 +149,7 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
   private readonly addressOf = new Map<WebSocket, string>();
   private readonly pendingHandshakes = new WeakMap<Duplex, NodeJS.Timeout | null>();
   private ownServer: HttpServer | HttpsServer | undefined;
+  private ownHttp2: AnyHttp2Server | undefined;
   private attached = new Set<HttpServer | HttpsServer>();
   private closing = false;
   private upgrading = 0;
@@ -299,7 +307,12 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
   // ---- serving -------------------------------------------------------------------------
 
   /** Listens to `server`'s 'upgrade' events (and times out stalled handshakes). */
-  attach(server: HttpServer | HttpsServer): this {
+  attach(server: HttpServer | HttpsServer | AnyHttp2Server): this {
+    // HTTP/2 (RFC 8441 extended CONNECT, and 'upgrade' with allowHTTP1): http2-server.ts.
+    if (isHttp2Server(server)) {
+      attachHttp2(this, server, this.log);
+      return this;
+    }
     if (this.attached.has(server)) return this;
     this.attached.add(server);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -314,10 +327,27 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
     return this;
   }
 
-  /** Starts a standalone http (or https, with `tls`) server for this WebSocketServer. */
-  async listen(port: number, host?: string): Promise<AddressInfo> {
-    if (this.ownServer !== undefined) throw new Error('listen() was already called');
+  /**
+   * Starts a standalone http (or https, with `tls`) server for this WebSocketServer.
+   * `http2: true`: an HTTP/2 server (h2 with `tls`, else h2c) serving RFC 8441 too.
+   */
+  async listen(port: number, host?: string, opts: { http2?: boolean } = {}): Promise<AddressInfo> {
+    if (this.ownServer !== undefined || this.ownHttp2 !== undefined)
+      throw new Error('listen() was already called');
     const tls = this.options.tls;
+    if (opts.http2 === true) {
+      const h2 = createHttp2Server(tls, this.handshakeTimeout);
+      this.ownHttp2 = h2;
+      this.attach(h2);
+      await new Promise<void>((resolve, reject) => {
+        h2.once('error', reject);
+        h2.listen(port, host, () => {
+          h2.off('error', reject);
+          resolve();
+        });
+      });
+      return h2.address() as AddressInfo;
+    }
     const server = tls
       ? createHttpsServer({ ...tls, handshakeTimeout: this.handshakeTimeout })
       : createHttpServer();
@@ -361,8 +391,8 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
   }
 
   /** The standalone server started by listen(), if any. */
-  get server(): HttpServer | HttpsServer | undefined {
-    return this.ownServer;
+  get server(): HttpServer | HttpsServer | AnyHttp2Server | undefined {
+    return this.ownServer ?? this.ownHttp2;
   }
 
   /**
@@ -628,6 +658,7 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
     const all = [...this.clientSet].map((ws) => ws.close(code, reason).catch(() => ws.terminate()));
     await Promise.all(all);
     await this.fanoutHooks?.close?.();
+    if (this.ownHttp2 !== undefined) await closeHttp2Server(this.ownHttp2);
     const server = this.ownServer;
     if (server !== undefined) {
       await new Promise<void>((resolve) => {
