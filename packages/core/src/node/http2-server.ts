@@ -22,10 +22,12 @@ import {
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { generateKey } from '../protocol/handshake.js';
+import { Opcode } from '../protocol/frame.js';
+import { generateKey, isValidKey } from '../protocol/handshake.js';
 import type { WebSocket } from './connection.js';
 import type { Logger } from './logger.js';
 import type { TlsOptions } from './options.js';
+import type { Stage } from './stages.js';
 import { exposeAddresses, markTransport } from './transport.js';
 
 export type AnyHttp2Server = Http2Server | Http2SecureServer;
@@ -134,21 +136,28 @@ function serveStream(
   const sessionSocket = session?.socket as Socket | undefined;
   exposeAddresses(stream, sessionSocket);
   markTransport(stream, 'h2');
-  answerAsHttp2(stream);
+  // RFC 8441 §5 drops Sec-WebSocket-Key/Accept, but some clients (undici 7) still send the
+  // key and check the accept value over h2: answer such a key, harmless for the rest.
+  const sentKey = headers['sec-websocket-key'];
+  const clientKey = typeof sentKey === 'string' && isValidKey(sentKey) ? sentKey : undefined;
+  answerAsHttp2(stream, clientKey !== undefined);
   const req: Http2UpgradeRequest = {
     method: 'GET',
     httpVersion: '2.0',
     httpVersionMajor: 2,
     httpVersionMinor: 0,
     url: headers[':path'] as string,
-    headers: upgradeHeaders(headers),
+    headers: upgradeHeaders(headers, clientKey),
     socket: sessionSocket as Socket,
     stream,
     http2Headers: headers,
   };
   wss
     .handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY)
-    .then(() => stream.off('error', ignore))
+    .then((ws) => {
+      stream.off('error', ignore);
+      ws?.use(closeStreamAfterHandshake(stream));
+    })
     .catch((err: unknown) => {
       log.error({ err }, 'extended CONNECT failed');
       stream.destroy();
@@ -161,7 +170,7 @@ function serveStream(
  * Connection, Sec-WebSocket-Key) as non-enumerable stand-ins, invisible to
  * Object.keys() and logging.
  */
-function upgradeHeaders(h2: IncomingHttpHeaders): IncomingHttpHeaders {
+function upgradeHeaders(h2: IncomingHttpHeaders, clientKey: string | undefined): IncomingHttpHeaders {
   const headers: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(h2)) {
     if (name.startsWith(':') || name === 'sec-websocket-key') continue;
@@ -172,7 +181,7 @@ function upgradeHeaders(h2: IncomingHttpHeaders): IncomingHttpHeaders {
     Object.defineProperty(headers, name, { value, enumerable: false, writable: true, configurable: true });
   hidden('upgrade', 'websocket');
   hidden('connection', 'upgrade');
-  hidden('sec-websocket-key', generateKey());
+  hidden('sec-websocket-key', clientKey ?? generateKey());
   return headers;
 }
 
@@ -191,7 +200,7 @@ const DROPPED = new Set([
  * HTTP/2 response HEADERS instead: 101 becomes 200 (RFC 8441 §5); anything else is a
  * refusal with its status and body. Later writes are WebSocket frames, passed through.
  */
-function answerAsHttp2(stream: ServerHttp2Stream): void {
+function answerAsHttp2(stream: ServerHttp2Stream, keepAccept: boolean): void {
   const restore = () => {
     Reflect.deleteProperty(stream, 'write');
     Reflect.deleteProperty(stream, 'end');
@@ -200,7 +209,7 @@ function answerAsHttp2(stream: ServerHttp2Stream): void {
     Object.defineProperty(stream, name, { value, configurable: true, writable: true });
   define('write', (chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
     restore();
-    const [status, headers, body] = parseAnswer(chunk);
+    const [status, headers, body] = parseAnswer(chunk, keepAccept);
     if (status === 101) {
       respond(stream, 200, headers, false);
       const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
@@ -213,7 +222,7 @@ function answerAsHttp2(stream: ServerHttp2Stream): void {
   define('end', (chunk?: string | Uint8Array | (() => void)): ServerHttp2Stream => {
     restore();
     if (chunk === undefined || typeof chunk === 'function') return stream.end(chunk);
-    const [status, headers, body] = parseAnswer(chunk);
+    const [status, headers, body] = parseAnswer(chunk, false);
     respond(stream, status === 101 ? 200 : status, headers, body.length === 0);
     if (body.length > 0) stream.end(body);
     stopRequest(stream);
@@ -235,7 +244,7 @@ function respond(
 }
 
 /** Parses the head of an HTTP/1.1 answer written by the upgrade path. */
-function parseAnswer(chunk: string | Uint8Array): [number, OutgoingHttpHeaders, Buffer] {
+function parseAnswer(chunk: string | Uint8Array, keepAccept: boolean): [number, OutgoingHttpHeaders, Buffer] {
   const raw = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk);
   const split = raw.indexOf('\r\n\r\n');
   const head = raw.subarray(0, split === -1 ? raw.length : split).toString('latin1');
@@ -247,7 +256,7 @@ function parseAnswer(chunk: string | Uint8Array): [number, OutgoingHttpHeaders, 
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
     const name = line.slice(0, colon).trim().toLowerCase();
-    if (DROPPED.has(name)) continue;
+    if (DROPPED.has(name) && !(keepAccept && name === 'sec-websocket-accept')) continue;
     const value = line.slice(colon + 1).trim();
     const previous = headers[name];
     headers[name] =
@@ -282,6 +291,28 @@ function stopRequest(stream: ServerHttp2Stream): void {
 }
 
 function ignore(): void {}
+
+/**
+ * RFC 6455 §7.1.1: after both Close frames the server closes the TCP connection first. Over
+ * HTTP/2 the stream stands for it (RFC 8441 §5): once the peer's Close is in and our side is
+ * ended (END_STREAM), the stream is closed with RST_STREAM(NO_ERROR) rather than waiting up
+ * to closeTimeout for a client that never ends its side.
+ */
+function closeStreamAfterHandshake(stream: ServerHttp2Stream): Stage {
+  const close = () => {
+    if (!stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
+  };
+  return {
+    name: 'h2-close-stream',
+    inbound(frame) {
+      if (frame.opcode === Opcode.CLOSE) {
+        if (stream.writableFinished) close();
+        else stream.once('finish', close);
+      }
+      return frame;
+    },
+  };
+}
 
 /**
  * For listen(port, host, { http2: true }): h2 over TLS (with HTTP/1.1 for clients without
