@@ -16,7 +16,8 @@ import { cleanup, generateCert, onCleanup, removeCert, type TestCert } from '../
 
 const CHROMIUM = '/usr/bin/chromium';
 const launchable = existsSync(CHROMIUM);
-if (!launchable && process.env.CI) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package`);
+if (!launchable && process.env.CI)
+  throw new Error(`${CHROMIUM} is missing: install Debian's chromium package`);
 
 afterEach(cleanup);
 
