@@ -82,48 +82,44 @@ function runFrames(input: Buffer): void {
     p.receiveData(Buffer.from(chunk));
     pushed += chunk.length;
     invariant(p.bufferedInbound <= pushed, `parser holds ${p.bufferedInbound} B of ${pushed} B received`);
-    for (;;) {
-      const frame = p.nextFrame();
-      if (frame === null) break;
+    p.onInboundFrame ??= (frame) => {
       invariant(
         frame.payload.length <= FRAME_LIMITS.maxFrameSize,
         `frame of ${frame.payload.length} B passed`,
       );
-      p.receiveFrame(frame);
-      for (let events = p.takeEvents(); events.length > 0; events = p.takeEvents()) {
-        for (const ev of events) {
-          switch (ev.type) {
-            case 'inflate':
-              // Stand-in for zlib: the frame's bytes are "inflated" to themselves.
-              messageBytes += ev.data.length;
-              p.receiveInflated(ev.data, true, ev.fin);
-              break;
-            case 'message':
-              invariant(
-                ev.data.length <= FRAME_LIMITS.maxMessageSize,
-                `message of ${ev.data.length} B passed`,
-              );
-              if (ev.opcode === 1) invariant(isUtf8(ev.data), 'a text message with invalid UTF-8 passed');
-              break;
-            case 'ping':
-            case 'pong':
-              invariant(ev.data.length <= 125, `control payload of ${ev.data.length} B passed`);
-              break;
-            case 'close':
-              invariant(ev.code === 1005 || isValidWireCloseCode(ev.code), `close code ${ev.code} passed`);
-              invariant(p.takeOutput().length > 0, 'a Close was not answered');
-              break;
-            case 'error':
-              invariant(ev.error instanceof WebSocketError, 'error event without WebSocketError');
-              // 1011 here means an untyped exception was caught and wrapped.
-              invariant(
-                PEER_FAILURE_CODES.has(ev.error.code),
-                `peer bytes failed the connection with ${ev.error.code}: ${ev.error.message} ${String((ev.error.cause as Error | undefined)?.stack ?? '')}`,
-              );
-              invariant(p.takeOutput().length > 0, 'a failure queued no Close');
-              break;
-          }
-        }
+      return frame;
+    };
+    // Stand-in for zlib: the frames' bytes are "inflated" to themselves.
+    p.inflater ??= {
+      inflate(payloads) {
+        const data = Buffer.concat(payloads);
+        messageBytes += data.length;
+        p.receiveInflated(data, true);
+      },
+    };
+    for (let ev = p.nextEvent(); ev !== undefined; ev = p.nextEvent()) {
+      switch (ev.type) {
+        case 'message':
+          invariant(ev.data.length <= FRAME_LIMITS.maxMessageSize, `message of ${ev.data.length} B passed`);
+          if (ev.opcode === 1) invariant(isUtf8(ev.data), 'a text message with invalid UTF-8 passed');
+          break;
+        case 'ping':
+        case 'pong':
+          invariant(ev.data.length <= 125, `control payload of ${ev.data.length} B passed`);
+          break;
+        case 'close':
+          invariant(ev.code === 1005 || isValidWireCloseCode(ev.code), `close code ${ev.code} passed`);
+          invariant(p.takeOutput().length > 0, 'a Close was not answered');
+          break;
+        case 'error':
+          invariant(ev.error instanceof WebSocketError, 'error event without WebSocketError');
+          // 1011 here means an untyped exception was caught and wrapped.
+          invariant(
+            PEER_FAILURE_CODES.has(ev.error.code),
+            `peer bytes failed the connection with ${ev.error.code}: ${ev.error.message} ${String((ev.error.cause as Error | undefined)?.stack ?? '')}`,
+          );
+          invariant(p.takeOutput().length > 0, 'a failure queued no Close');
+          break;
       }
     }
   }

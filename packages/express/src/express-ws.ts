@@ -1,17 +1,7 @@
-import { type Server as HttpServer, type IncomingMessage, ServerResponse } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  createLogger,
-  DEFAULTS,
-  type RouteOptions,
-  type ServerOptions,
-  type UpgradeContext,
-  type WebSocket,
-  WebSocketServer,
-} from '@wskit/core';
-import type { Request, RequestHandler, Router } from 'express';
+import { createLogger, WebSocketServer } from '@wskit/core';
+import type { Request } from 'express';
 import {
   isRouter,
   kUpgrade,
@@ -22,63 +12,23 @@ import {
   routerPrototype,
   teachLayers,
   type UpgradeRequestMessage,
-  type UpgradeState,
   upgradeState,
 } from './internals.js';
 import { stringParams } from './origin-guard.js';
-
-/** A WebSocket route handler: runs once the handshake succeeded. */
-export type WebSocketHandler = (ws: WebSocket, req: Request) => void | Promise<void>;
-
-/**
- * Per-route options, given as the argument right before the handler:
- * acceptConnection / accessDenied / origins, protocols, perMessageDeflate and the
- * connection limits and timeouts. They override the app-level options.
- */
-export type WebSocketRouteOptions = RouteOptions;
-
-/** Options of expressWs(): those of the WebSocketServer (they apply to every ws route). */
-export type ExpressWsOptions = ServerOptions;
-
-/** Route paths as Express accepts them. */
-export type PathParams = string | RegExp | ReadonlyArray<string | RegExp>;
-
-/** Route middleware: functions or (nested) arrays of them, as for app.get(). */
-export type WebSocketMiddleware = RequestHandler | readonly WebSocketMiddleware[];
-
-/** `ws(path, ...middleware, [routeOptions], handler)`. */
-export interface WebSocketMethod<This> {
-  (path: PathParams, ...handlers: [...WebSocketMiddleware[], WebSocketHandler]): This;
-  (path: PathParams, ...handlers: [...WebSocketMiddleware[], WebSocketRouteOptions, WebSocketHandler]): This;
-}
-
-/** An app or router with ws routes. */
-export interface WithWebSocketMethod {
-  ws: WebSocketMethod<this>;
-}
-
-/**
- * An Express Router with ws(). Every router has ws() once expressWs() ran; TypeScript
- * learns it from `applyTo(router)` or from this type: `express.Router() as WebSocketRouter`.
- */
-export type WebSocketRouter = Router & WithWebSocketMethod;
-
-type AnyServer = HttpServer | HttpsServer;
-
-export interface ExpressWs<A extends object> {
-  /** The same app, now with `app.ws()`. */
-  app: A & WithWebSocketMethod;
-  /** The server behind every ws route of this app: clients, publish(), close(). */
-  wss: WebSocketServer;
-  getWss(): WebSocketServer;
-  /** Adds `ws()` to an existing router (or sub-app); its routes use this instance's server. */
-  applyTo<R extends object>(target: R): R & WithWebSocketMethod;
-  /** Routes the upgrade requests of one more http/https server through the app. */
-  attach(server: AnyServer): void;
-}
+import type {
+  AnyServer,
+  ExpressWs,
+  ExpressWsOptions,
+  PathParams,
+  WebSocketHandler,
+  WebSocketRouteOptions,
+  WithWebSocketMethod,
+} from './types.js';
 
 const kInstance: unique symbol = Symbol.for('wskit.express.instance');
 const kSharedWs: unique symbol = Symbol.for('wskit.express.sharedWs');
+
+type AppHandle = (this: unknown, req: IncomingMessage, res: ServerResponse) => void;
 
 /**
  * Adds WebSocket routes to an Express app: `app.ws('/chat/:room', ...middleware, handler)`,
@@ -89,7 +39,7 @@ const kSharedWs: unique symbol = Symbol.for('wskit.express.sharedWs');
  * routes made with ws() match them, and ws() routes never match plain HTTP requests. A
  * middleware can refuse the upgrade with an ordinary response (`res.status(401).end()`);
  * no match gets Express's 404 and `next(err)` Express's error response. When a ws route
- * is reached, the handshake is handed to `wss.handleUpgrade()` of @wskit/core.
+ * is reached, the core's upgrade (`wss.beginUpgrade()`, then `accept()`) does the rest.
  *
  * Shutdown: `server.close()` also closes every WebSocket with 1001 (going away);
  * `await wss.close()` resolves once they are all closed.
@@ -111,23 +61,31 @@ export function expressWs<A extends object>(
 
   const wss = new WebSocketServer(options);
   const log = createLogger(options.logger, options.logLevel);
-  const handshakeTimeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
   const ownWs = createWsMethod(wss);
   define(app, 'ws', ownWs);
   // Routers share one ws(): their routes use the server that received the request.
   const proto = routerPrototype(root) as { ws?: { [kSharedWs]?: boolean } };
   if (proto.ws?.[kSharedWs] !== true) define(proto, 'ws', createWsMethod(undefined));
 
+  // The whole app routes the upgrade; whatever answers it through `pending.res` (a
+  // middleware's refusal, Express's 404 or error handler) is the HTTP answer.
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    routeUpgrade(app, handle as AppHandle, wss, req, socket, head, handshakeTimeout, log);
+    const pending = wss.beginUpgrade(req, socket, head);
+    (req as UpgradeRequestMessage)[kUpgrade] = { pending, wss };
+    try {
+      (handle as AppHandle).call(app, req, pending.res);
+    } catch (err) {
+      pending.fail(err);
+    }
   };
   const hooked = new WeakSet<AnyServer>();
   const attach = (srv: AnyServer): void => {
     if (hooked.has(srv)) return;
     hooked.add(srv);
     srv.on('upgrade', onUpgrade);
-    // The server's close() is the framework's close(): it also says going-away to the
-    // WebSocket clients, whose sockets would otherwise keep it from closing.
+    // Express has no close() of its own, and an http server's close() waits for every
+    // socket, upgraded ones included, with no event when it starts: so this server's
+    // close() (this instance only) also says going-away to the WebSocket clients.
     const close = srv.close;
     define(srv, 'close', function (this: AnyServer, ...args: unknown[]) {
       wss.close().catch((err: unknown) => log.error({ err }, 'closing the WebSocket connections failed'));
@@ -135,7 +93,7 @@ export function expressWs<A extends object>(
     });
   };
 
-  // Without a server: hook the ones app.listen() creates.
+  // Without a server: hook the ones this app's listen() creates.
   const listen = (app as { listen?: unknown }).listen;
   if (typeof listen === 'function') {
     define(app, 'listen', function (this: unknown, ...args: unknown[]) {
@@ -166,78 +124,6 @@ export function isWebSocketRequest(req: IncomingMessage): boolean {
   return upgradeState(req) !== undefined;
 }
 
-type AppHandle = (this: unknown, req: IncomingMessage, res: ServerResponse) => void;
-
-/**
- * Runs one upgrade request through the app. The response object writes straight onto the
- * socket, so whatever answers the request (a middleware's refusal, Express's 404 or error
- * handler) becomes the HTTP answer to the upgrade, after which the socket is closed.
- */
-function routeUpgrade(
-  app: object,
-  handle: AppHandle,
-  wss: WebSocketServer,
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-  handshakeTimeout: number,
-  log: ReturnType<typeof createLogger>,
-): void {
-  // Node removed its own listeners from an upgraded socket: without one, an ECONNRESET
-  // while a middleware runs (or while a refusal is flushed) would be an uncaught error.
-  socket.on('error', ignore);
-  const res = new ServerResponse(req);
-  res.shouldKeepAlive = false; // "Connection: close": the socket ends with the answer
-  res.assignSocket(socket as Socket);
-
-  let claimed = false;
-  const timer =
-    handshakeTimeout > 0
-      ? setTimeout(() => {
-          log.debug({ handshakeTimeout }, 'upgrade not answered in time: dropping the socket');
-          socket.destroy();
-        }, handshakeTimeout)
-      : undefined;
-  timer?.unref();
-  const stopTimer = (): void => clearTimeout(timer);
-  socket.once('close', stopTimer);
-  res.once('finish', () => {
-    stopTimer();
-    if (claimed) return;
-    res.detachSocket(socket as Socket);
-    socket.end();
-    // Don't wait forever for a peer that doesn't close its side.
-    setTimeout(() => socket.destroy(), 1000).unref();
-  });
-
-  const state: UpgradeState = {
-    socket,
-    head,
-    wss,
-    claim() {
-      if (claimed || socket.destroyed || res.headersSent || res.writableEnded) return false;
-      claimed = true;
-      stopTimer();
-      res.detachSocket(socket as Socket);
-      return true;
-    },
-  };
-  (req as UpgradeRequestMessage)[kUpgrade] = state;
-
-  try {
-    handle.call(app, req, res);
-  } catch (err) {
-    log.error({ err }, 'express failed to route an upgrade request');
-    if (claimed) return;
-    if (res.headersSent) {
-      socket.destroy();
-    } else {
-      res.statusCode = 500;
-      res.end('Internal Server Error\n');
-    }
-  }
-}
-
 /** Builds a ws() method; `bound` fixes the server, else the request's server is used. */
 function createWsMethod(bound: WebSocketServer | undefined) {
   const ws = function (this: Routable, path: PathParams, ...args: unknown[]) {
@@ -251,35 +137,28 @@ function createWsMethod(bound: WebSocketServer | undefined) {
   return ws;
 }
 
-/** The last handler of every ws route: hands the socket to the WebSocketServer. */
+/** The last handler of every ws route: hands the upgrade to the core. */
 function upgradeHandler(
   handler: WebSocketHandler,
   routeOptions: WebSocketRouteOptions | undefined,
   bound: WebSocketServer | undefined,
 ): Middleware {
-  return function webSocketUpgrade(
-    req: Request & UpgradeRequestMessage,
-    _res: unknown,
-    next: (err?: unknown) => void,
-  ): void {
+  return function webSocketUpgrade(req: Request, _res: unknown, next: (err?: unknown) => void): void {
     const state = upgradeState(req);
     if (state === undefined) {
       next(); // a plain HTTP request (the router already keeps these away)
       return;
     }
     // A middleware answered and still called next(): that answer stands.
-    if (!state.claim()) return;
+    if (state.pending.handled) return;
     // Inside a mounted router req.url is relative to the mount point; the handshake (and
     // ws.path, UpgradeRequest.url) should see the URL the client asked for.
     if (typeof req.originalUrl === 'string') req.url = req.originalUrl;
-    const context: UpgradeContext = { params: stringParams(req.params) };
-    if (routeOptions !== undefined) context.route = routeOptions;
-    const wss = bound ?? state.wss;
-    wss
-      .handleUpgrade(req, state.socket, state.head, (ws) => handler(ws, req), context)
-      .catch(() => {
-        state.socket.destroy();
-      });
+    const params = stringParams(req.params);
+    const context = routeOptions === undefined ? { params } : { params, route: routeOptions };
+    // `bound`: a route of another expressWs() instance (a mounted sub-app) uses its server.
+    const server = bound === undefined || bound === state.wss ? undefined : bound;
+    void state.pending.accept((ws) => handler(ws, req), context, server);
   } as Middleware;
 }
 
@@ -331,5 +210,3 @@ function isServer(value: unknown): value is AnyServer {
 function define(target: object, key: string | symbol, value: unknown): void {
   Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: false });
 }
-
-function ignore(): void {}

@@ -6,18 +6,16 @@ export {
   WebSocket,
   WebSocketServer,
 } from '@wskit/core';
-export {
-  type ExpressWs,
-  type ExpressWsOptions,
-  expressWs,
-  expressWs as default,
-  isWebSocketRequest,
-  type PathParams,
-  type WebSocketHandler,
-  type WebSocketMethod,
-  type WebSocketMiddleware,
-  type WebSocketRouteOptions,
-  type WebSocketRouter,
-  type WithWebSocketMethod,
-} from './express-ws.js';
+export { expressWs, expressWs as default, isWebSocketRequest } from './express-ws.js';
 export { type OriginGuardOptions, originGuard } from './origin-guard.js';
+export type {
+  ExpressWs,
+  ExpressWsOptions,
+  PathParams,
+  WebSocketHandler,
+  WebSocketMethod,
+  WebSocketMiddleware,
+  WebSocketRouteOptions,
+  WebSocketRouter,
+  WithWebSocketMethod,
+} from './types.js';

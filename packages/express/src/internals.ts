@@ -4,8 +4,7 @@
  * the adapter works with whichever copy (Express 4 or 5) the application uses.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
-import type { WebSocketServer } from '@wskit/core';
+import type { PendingUpgrade, WebSocketServer } from '@wskit/core';
 
 /** Marks a request that arrived as an HTTP upgrade and is being routed by Express. */
 export const kUpgrade: unique symbol = Symbol.for('wskit.express.upgrade');
@@ -16,12 +15,10 @@ const kLayerPatched: unique symbol = Symbol.for('wskit.express.layerPatched');
 
 /** The state of one upgrade request while Express routes it. */
 export interface UpgradeState {
-  readonly socket: Duplex;
-  readonly head: Buffer;
+  /** The upgrade as the core sees it: its response, and accept() for a ws route. */
+  readonly pending: PendingUpgrade;
   /** The WebSocketServer of the expressWs() instance whose http server got the request. */
   readonly wss: WebSocketServer;
-  /** Hands the socket to a ws route: stops the adapter's timer and detaches the HTTP response. */
-  claim(): boolean;
 }
 
 export type UpgradeRequestMessage = IncomingMessage & { [kUpgrade]?: UpgradeState };
@@ -87,6 +84,15 @@ export function routerPrototype(router: RouterLike): object {
  * Makes the routers of this Express copy keep WebSocket routes and HTTP routes apart: a
  * route created by ws() runs only for upgrade requests, every other route only for plain
  * HTTP requests. Middleware (app.use, mounted routers) runs for both, in order.
+ *
+ * Why a patch: upgrade requests go through the app with their real method (GET) and URL,
+ * so that middleware sees what the client sent, and Express has no extension point that
+ * lets a route decline a request by something other than method and path. The other
+ * ways (rewriting the URL to a hidden path as express-ws does, or a fake method) show
+ * middleware a request the client never sent. The patch is installed once per Express
+ * copy, only changes what happens when a ws route meets a plain request or an ordinary
+ * route meets an upgrade request, and is covered for Express 4 and 5
+ * (test/express.test.ts, test/express4.test.ts).
  *
  * The check sits where a router hands a request to a matched route (Layer#handleRequest
  * in Express 5, Layer#handle_request in 4); a skipped route behaves like `next('route')`.

@@ -1,11 +1,17 @@
-import type { IncomingMessage } from 'node:http';
-import {
-  originGuard as acceptOrigins,
-  type OriginPolicy,
-  parseExtensions,
-  type UpgradeRequest,
-} from '@wskit/core';
-import type { RequestHandler } from 'express';
+import { guardOrigin, type OriginPolicy } from '@wskit/core';
+import type { NextFunction, Request, Response } from 'express';
+import type { ParamsDictionary } from 'express-serve-static-core';
+
+/**
+ * The middleware originGuard() returns. Generic in the route parameters, so that it does
+ * not fix them: `app.ws('/chat/:room', originGuard([...]), (ws, req) => ...)` still types
+ * `req.params.room` from the path.
+ */
+export type OriginGuardMiddleware = <P = ParamsDictionary>(
+  req: Request<P>,
+  res: Response,
+  next: NextFunction,
+) => void;
 
 export interface OriginGuardOptions {
   /** HTTP status of the refusal. Default 403. */
@@ -16,59 +22,23 @@ export interface OriginGuardOptions {
 
 /**
  * Express middleware that lets a request through only when its Origin is allowed:
- * `originGuard(['https://app.example', 'https://*.example.org'])`. Same rules as the
- * `origins` option of @wskit/core (globs, '*' for any, or a predicate); requests without
- * an Origin header (non-browser clients) pass. A refused request is answered 403
- * "Access denied" — on an upgrade, that answer goes out instead of the handshake.
+ * `originGuard(['https://app.example', 'https://*.example.org'])`. The check is the core's
+ * `guardOrigin()` (globs, '*' for any, or a predicate; requests without Origin pass), and
+ * on a ws route it REPLACES the default origin check (same-origin, or the `origins`
+ * option) for that route. A refused request is answered 403 "Access denied": on an
+ * upgrade, that answer goes out instead of the handshake.
  */
-export function originGuard(origins: OriginPolicy, options: OriginGuardOptions = {}): RequestHandler {
-  const allowed = acceptOrigins(origins);
+export function originGuard(origins: OriginPolicy, options: OriginGuardOptions = {}): OriginGuardMiddleware {
   const status = options.status ?? 403;
   const message = options.message ?? 'Access denied';
   return (req, res, next) => {
-    if (allowed(describeRequest(req))) {
+    if (guardOrigin(req, origins, { url: req.originalUrl, params: stringParams(req.params) })) {
       next();
       return;
     }
     res.statusCode = status;
     res.setHeader('Content-Type', 'text/plain; charset=utf-8');
     res.end(`${message}\n`);
-  };
-}
-
-/** The UpgradeRequest view of an Express request (for origin predicates). */
-export function describeRequest(
-  req: IncomingMessage & { originalUrl?: string; params?: unknown },
-): UpgradeRequest {
-  const url = req.originalUrl ?? req.url ?? '/';
-  const q = url.indexOf('?');
-  const origin = req.headers.origin;
-  let extensions: UpgradeRequest['extensions'] = [];
-  try {
-    extensions = parseExtensions(req.headers['sec-websocket-extensions']);
-  } catch {
-    // Malformed: the handshake itself will refuse it with 400; the guard only looks at Origin.
-  }
-  const protocolHeader = req.headers['sec-websocket-protocol'];
-  return {
-    url,
-    path: q === -1 ? url : url.slice(0, q),
-    query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
-    params: stringParams(req.params),
-    headers: req.headers,
-    origin: typeof origin === 'string' ? origin : undefined,
-    host: req.headers.host,
-    remoteAddress: req.socket?.remoteAddress,
-    remotePort: req.socket?.remotePort,
-    protocols:
-      typeof protocolHeader === 'string'
-        ? protocolHeader
-            .split(',')
-            .map((p) => p.trim())
-            .filter((p) => p !== '')
-        : [],
-    extensions,
-    raw: req,
   };
 }
 

@@ -506,6 +506,28 @@ describe('origins and access hooks', () => {
     expect(custom.text).toBe('not here\n');
   });
 
+  it("lets a route's originGuard() replace the app-level origin check for that route", async () => {
+    // The README's shape: the app allows its own origin, a mounted route a partner's.
+    const { app, listen } = setup(express(), { origins: ['https://app.example'] });
+    const api = express.Router();
+    api.ws('/live/:id', originGuard(['https://partner.example']), (ws, req) => void ws.send(req.params.id));
+    app.use('/api', api);
+    app.ws('/own', (ws) => void ws.send('own'));
+    const base = await listen();
+    expect(await nextText(await open(`${base}/api/live/7`, { origin: 'https://partner.example' }))).toBe('7');
+    expect(await nextText(await open(`${base}/api/live/8`))).toBe('8'); // no Origin: not a browser
+    // Replaced, not added to: the app's own origin is not on this route's list.
+    expect((await refused(`${base}/api/live/7`, { origin: 'https://app.example' })).response?.status).toBe(
+      403,
+    );
+    expect((await refused(`${base}/api/live/7`, { origin: 'https://evil.example' })).response?.status).toBe(
+      403,
+    );
+    // Other routes keep the app-level check.
+    expect(await nextText(await open(`${base}/own`, { origin: 'https://app.example' }))).toBe('own');
+    expect((await refused(`${base}/own`, { origin: 'https://partner.example' })).response?.status).toBe(403);
+  });
+
   it('accepts an origin predicate in originGuard()', async () => {
     const { app, listen } = setup(express(), { origins: ['*'] });
     app.ws(

@@ -1,160 +1,22 @@
 import type { IncomingMessage } from 'node:http';
 import { Duplex } from 'node:stream';
 import {
-  buildUpgradeRequest,
-  type ClientOptions,
-  checkOrigin,
   connect,
-  createUpgradeResponse,
+  guardOrigin,
   type OriginPolicy,
-  type ServerOptions,
+  type PendingUpgrade,
   type WebSocket,
   WebSocketServer,
-  type RouteOptions as WsRouteOptions,
 } from '@wskit/core';
 import type {
-  ContextConfigDefault,
-  FastifyBaseLogger,
   FastifyInstance,
   FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
-  FastifySchema,
-  FastifyTypeProvider,
-  FastifyTypeProviderDefault,
   onRequestHookHandler,
-  RawReplyDefaultExpression,
-  RawRequestDefaultExpression,
-  RawServerBase,
-  RawServerDefault,
-  RouteGenericInterface,
 } from 'fastify';
 import fp from 'fastify-plugin';
-
-/** A websocket route handler: `this` is the route's Fastify instance (its encapsulation context). */
-export type WebSocketHandler<
-  RawServer extends RawServerBase = RawServerDefault,
-  RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
-  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
-  ContextConfig = ContextConfigDefault,
-  SchemaCompiler extends FastifySchema = FastifySchema,
-  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
-  Logger extends FastifyBaseLogger = FastifyBaseLogger,
-> = (
-  this: FastifyInstance<RawServer, RawRequest, RawReplyDefaultExpression<RawServer>, Logger, TypeProvider>,
-  socket: WebSocket,
-  request: FastifyRequest<
-    RouteGeneric,
-    RawServer,
-    RawRequest,
-    SchemaCompiler,
-    TypeProvider,
-    ContextConfig,
-    Logger
-  >,
-) => unknown;
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The WebSocketServer behind the plugin (clients, find, publish). */
-    websocketServer: WebSocketServer;
-    /** Opens a WebSocket to `path` through an in-memory connection: no listening port needed. */
-    injectWS(path?: string, options?: InjectWSOptions): Promise<WebSocket>;
-  }
-  interface FastifyRequest {
-    /** True for a WebSocket upgrade request. */
-    ws: boolean;
-  }
-  interface RouteShorthandOptions<
-    RawServer extends RawServerBase = RawServerDefault,
-    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
-    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
-    RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
-    ContextConfig = ContextConfigDefault,
-    SchemaCompiler extends FastifySchema = FastifySchema,
-    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
-    Logger extends FastifyBaseLogger = FastifyBaseLogger,
-  > {
-    /** This route accepts WebSocket upgrades; the handler gets `(socket, request)`. */
-    websocket?: boolean;
-    /** Per-route WebSocket options (limits, protocols, perMessageDeflate, access hooks). */
-    wsOptions?: WsRouteOptions;
-  }
-  interface RouteOptions<
-    RawServer extends RawServerBase = RawServerDefault,
-    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
-    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
-    RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
-    ContextConfig = ContextConfigDefault,
-    SchemaCompiler extends FastifySchema = FastifySchema,
-    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
-    Logger extends FastifyBaseLogger = FastifyBaseLogger,
-  > {
-    /** With `handler` for plain HTTP: the same route also serves WebSocket upgrades. */
-    wsHandler?: WebSocketHandler<
-      RawServer,
-      RawRequest,
-      RouteGeneric,
-      ContextConfig,
-      SchemaCompiler,
-      TypeProvider,
-      Logger
-    >;
-  }
-  interface RouteShorthandMethod<
-    RawServer extends RawServerBase = RawServerDefault,
-    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
-    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
-    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
-    Logger extends FastifyBaseLogger = FastifyBaseLogger,
-  > {
-    // A call signature merged into Fastify's interface (a function type could not merge).
-    // biome-ignore lint/style/useShorthandFunctionType: declaration merging
-    <
-      RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
-      ContextConfig = ContextConfigDefault,
-      const SchemaCompiler extends FastifySchema = FastifySchema,
-    >(
-      path: string,
-      opts: RouteShorthandOptions<
-        RawServer,
-        RawRequest,
-        RawReply,
-        RouteGeneric,
-        ContextConfig,
-        SchemaCompiler,
-        TypeProvider,
-        Logger
-      > & { websocket: true },
-      handler: WebSocketHandler<
-        RawServer,
-        RawRequest,
-        RouteGeneric,
-        ContextConfig,
-        SchemaCompiler,
-        TypeProvider,
-        Logger
-      >,
-    ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>;
-  }
-}
-
-export interface InjectWSOptions extends ClientOptions {
-  /** Called with the connection as soon as it is open, before the promise resolves. */
-  onInit?: (ws: WebSocket) => void;
-}
-
-export interface WsPluginOptions extends ServerOptions {
-  /** Close code sent to every client when Fastify closes. Default 1001 (going away). */
-  closeCode?: number;
-}
-
-interface PendingUpgrade {
-  socket: Duplex;
-  head: Buffer;
-  release: () => void;
-  handled: boolean;
-}
+import type { InjectWSOptions, WsPluginOptions } from './types.js';
 
 const UPGRADE = Symbol('wskit.fastify.upgrade');
 type UpgradeableRequest = IncomingMessage & { [UPGRADE]?: PendingUpgrade };
@@ -169,11 +31,11 @@ const plugin: FastifyPluginAsync<WsPluginOptions> = async (fastify, options) => 
   fastify.decorateRequest('ws', false);
 
   fastify.server.on('upgrade', (req: UpgradeableRequest, socket: Duplex, head: Buffer) => {
-    const { res, release } = createUpgradeResponse(req, socket);
-    req[UPGRADE] = { socket, head, release, handled: false };
+    const pending = wss.beginUpgrade(req, socket, head);
+    req[UPGRADE] = pending;
     // Fastify's own router, hooks and 404/error handling run on the upgrade request,
-    // answering through `res` (bound to the socket) unless a websocket route takes it.
-    fastify.routing(req, res);
+    // answering through `pending.res` (bound to the socket) unless a websocket route takes it.
+    fastify.routing(req, pending.res);
   });
 
   fastify.addHook('onRequest', async (request) => {
@@ -192,14 +54,9 @@ const plugin: FastifyPluginAsync<WsPluginOptions> = async (fastify, options) => 
         reply.code(426).header('Upgrade', 'websocket').send('Upgrade Required');
         return reply;
       }
-      pending.handled = true;
       reply.hijack();
-      pending.release();
-      return wss
-        .handleUpgrade(
-          request.raw,
-          pending.socket,
-          pending.head,
+      return pending
+        .accept(
           (ws) => {
             const result = wsHandler.call(this, ws, request);
             return result instanceof Promise ? result.then(() => {}) : undefined;
@@ -238,15 +95,15 @@ export default wsPlugin;
 
 /**
  * An onRequest hook refusing (403 "Access denied") an upgrade whose browser Origin is
- * not allowed; requests without Origin and plain HTTP requests pass.
+ * not allowed (the core's guardOrigin()); requests without Origin and plain HTTP requests
+ * pass. For the upgrades it lets through it REPLACES the default origin check
+ * (same-origin, or the `origins` option).
  */
 export function originGuard(origins: OriginPolicy): onRequestHookHandler {
   return (request, reply, done) => {
     const raw = request.raw as UpgradeableRequest;
-    if (
-      raw[UPGRADE] !== undefined &&
-      !checkOrigin(buildUpgradeRequest(raw, { protocols: [], extensions: [] }), origins)
-    ) {
+    const params = request.params as Record<string, string> | undefined;
+    if (raw[UPGRADE] !== undefined && !guardOrigin(raw, origins, { params })) {
       reply.code(403).type('text/plain; charset=utf-8').send('Access denied');
       return;
     }
@@ -281,4 +138,4 @@ function duplexPair(): [Duplex, Duplex] {
 }
 
 export type { OriginPolicy, WebSocket } from '@wskit/core';
-export type { WsRouteOptions };
+export type { InjectWSOptions, WebSocketHandler, WsPluginOptions, WsRouteOptions } from './types.js';

@@ -12,6 +12,7 @@ import {
   open,
   track,
 } from '../../../test/support/clients.js';
+import { rawExchange, upgradeRequest } from '../../core/test/node/util.js';
 
 afterEach(cleanup);
 
@@ -172,6 +173,43 @@ describe('@wskit/fastify', () => {
     const guarded = await expectRefusal(`${url}/guard`, { origin: 'https://evil.example' });
     expect(guarded.status).toBe(403);
     expect(guarded.body).toBe('Access denied');
+  });
+
+  it("lets a route's originGuard() replace the app-level origin check for that route", async () => {
+    const app = await build({ origins: ['https://app.example'] });
+    app.get<{ Params: { id: string } }>(
+      '/admin/:id',
+      { websocket: true, onRequest: originGuard(['https://partner.example']) },
+      async (s, req) => {
+        await s.send(`admin ${req.params.id}`);
+      },
+    );
+    app.get('/own', { websocket: true }, async (s) => {
+      await s.send('own');
+    });
+    const url = await listen(app);
+    const partner = await open(`${url}/admin/7`, { origin: 'https://partner.example' });
+    expect((await partner.receive())?.text()).toBe('admin 7');
+    expect((await (await open(`${url}/admin/8`)).receive())?.text()).toBe('admin 8'); // no Origin
+    // Replaced, not added to: the app's own origin is not on this route's list.
+    expect((await expectRefusal(`${url}/admin/7`, { origin: 'https://app.example' })).status).toBe(403);
+    expect((await expectRefusal(`${url}/admin/7`, { origin: 'https://evil.example' })).status).toBe(403);
+    // Other routes keep the app-level check.
+    expect((await (await open(`${url}/own`, { origin: 'https://app.example' })).receive())?.text()).toBe(
+      'own',
+    );
+    expect((await expectRefusal(`${url}/own`, { origin: 'https://partner.example' })).status).toBe(403);
+  });
+
+  it('drops an upgrade that a hook never answers after handshakeTimeout', async () => {
+    const app = await build({ handshakeTimeout: 200 });
+    app.get('/stall', { websocket: true, onRequest: () => new Promise<void>(() => {}) }, async (s) => {
+      await s.send('never');
+    });
+    const url = await listen(app);
+    const port = Number(new URL(url).port);
+    const { text } = upgradeRequest(`127.0.0.1:${port}`, { path: '/stall' });
+    await expect(rawExchange(port, text, 5000)).rejects.toThrow(/closed without a complete HTTP answer/);
   });
 
   it('acceptConnection and accessDenied hooks', async () => {

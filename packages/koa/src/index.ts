@@ -2,10 +2,9 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import {
-  buildUpgradeRequest,
-  checkOrigin,
-  createUpgradeResponse,
+  guardOrigin,
   type OriginPolicy,
+  type PendingUpgrade,
   type RouteOptions,
   type ServerOptions,
   type WebSocket,
@@ -23,16 +22,6 @@ declare module 'koa' {
 type Middleware = Koa.Middleware;
 type Next = Koa.Next;
 type Context = Koa.ParameterizedContext;
-
-/** What an upgrade request carries while Koa's middleware runs on it. */
-interface PendingUpgrade {
-  socket: Duplex;
-  head: Buffer;
-  wss: WebSocketServer;
-  release: () => void;
-  /** Set once the handshake was attempted (by websocket() or the app.ws stack). */
-  handled: boolean;
-}
 
 const UPGRADE = Symbol('wskit.koa.upgrade');
 type UpgradeableRequest = IncomingMessage & { [UPGRADE]?: PendingUpgrade };
@@ -93,13 +82,15 @@ export function koaWs<App extends Koa>(app: App, options: KoaWsOptions = {}): Ko
     });
   };
 
+  // Koa's own middleware runs on the upgrade; an answer it gives (ctx.status) goes out
+  // through `pending.res`, else a websocket() route or the app.ws stack accepts it.
   const onUpgrade = (req: UpgradeableRequest, socket: Duplex, head: Buffer) => {
-    const { res, release } = createUpgradeResponse(req, socket);
-    req[UPGRADE] = { socket, head, wss, release, handled: false };
+    const pending = wss.beginUpgrade(req, socket, head);
+    req[UPGRADE] = pending;
     const internals = app as unknown as KoaInternals;
-    const ctx = internals.createContext(req, res);
+    const ctx = internals.createContext(req, pending.res);
     const fn = compose([...app.middleware, wsTerminal]);
-    internals.handleRequest(ctx, fn).catch(() => socket.destroy());
+    internals.handleRequest(ctx, fn).catch((err: unknown) => pending.fail(err));
   };
 
   const handle: KoaWs = {
@@ -114,7 +105,9 @@ export function koaWs<App extends Koa>(app: App, options: KoaWsOptions = {}): Ko
       if (attached.has(server)) return handle;
       attached.add(server);
       server.on('upgrade', onUpgrade);
-      // server.close() waits for every socket, upgraded ones included: close those too.
+      // Koa has no close() of its own, and server.close() waits for every socket, upgraded
+      // ones included, with no event when it starts: so this server's close() (this
+      // instance only) also closes the WebSockets.
       const close = server.close.bind(server);
       server.close = ((cb?: (err?: Error) => void) => {
         void wss.close();
@@ -143,14 +136,9 @@ async function upgradeWith(
   routeOptions: RouteOptions | undefined,
   run: (ws: WebSocket) => unknown,
 ): Promise<void> {
-  pending.handled = true;
   ctx.respond = false; // the handshake writes its own answer (101 or a refusal)
-  pending.release();
   const params = (ctx as Context & { params?: Record<string, string> }).params;
-  await pending.wss.handleUpgrade(
-    ctx.req,
-    pending.socket,
-    pending.head,
+  await pending.accept(
     (ws) => {
       // A handler error also goes to Koa's own error channel (app.on('error'), by default
       // logged by Koa), then the core closes the connection with 1011.
@@ -201,18 +189,20 @@ export function websocket<C extends Context = Context>(
 
 /**
  * Middleware refusing (403 "Access denied") an upgrade whose browser Origin is not
- * allowed; requests without Origin and plain HTTP requests pass.
+ * allowed (the core's guardOrigin()); requests without Origin and plain HTTP requests
+ * pass. For the upgrades it lets through it REPLACES the default origin check (same-origin,
+ * or the `origins` option).
  */
 export function originGuard(origins: OriginPolicy): Middleware {
   return async (ctx, next) => {
-    const req = ctx.req as UpgradeableRequest;
-    if (req[UPGRADE] !== undefined) {
-      const upgrade = buildUpgradeRequest(req, { protocols: [], extensions: [] });
-      if (!checkOrigin(upgrade, origins)) {
-        ctx.status = 403;
-        ctx.body = 'Access denied';
-        return;
-      }
+    const params = (ctx as Context & { params?: Record<string, string> }).params;
+    if (
+      (ctx.req as UpgradeableRequest)[UPGRADE] !== undefined &&
+      !guardOrigin(ctx.req, origins, { params })
+    ) {
+      ctx.status = 403;
+      ctx.body = 'Access denied';
+      return;
     }
     await next();
   };

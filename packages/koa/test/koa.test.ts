@@ -6,6 +6,7 @@ import Koa from 'koa';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, exchangeAll, expectRefusal, onCleanup, open } from '../../../test/support/clients.js';
+import { rawExchange, upgradeRequest } from '../../core/test/node/util.js';
 
 afterEach(cleanup);
 
@@ -167,6 +168,50 @@ describe('@wskit/koa', () => {
     const denied = await expectRefusal(`${url}/guarded`, { origin: 'https://evil.example' });
     expect(denied.status).toBe(403);
     expect(denied.body).toBe('Access denied');
+  });
+
+  it("lets a route's originGuard() replace the app-level origin check for that route", async () => {
+    const app = koaWs(new Koa(), { origins: ['https://app.example'] });
+    const router = new Router();
+    router.get(
+      '/chat/:room',
+      originGuard(['https://partner.example']),
+      websocket(async (ws, ctx) => {
+        await ws.send(`room=${ctx.params.room}`);
+      }),
+    );
+    router.get(
+      '/own',
+      websocket(async (ws) => {
+        await ws.send('own');
+      }),
+    );
+    app.use(router.routes());
+    const { url } = await start(app);
+
+    const partner = await open(`${url}/chat/7`, { origin: 'https://partner.example' });
+    expect((await partner.receive())?.text()).toBe('room=7');
+    expect((await (await open(`${url}/chat/8`)).receive())?.text()).toBe('room=8'); // no Origin
+    // Replaced, not added to: the app's own origin is not on this route's list.
+    expect((await expectRefusal(`${url}/chat/7`, { origin: 'https://app.example' })).status).toBe(403);
+    expect((await expectRefusal(`${url}/chat/7`, { origin: 'https://evil.example' })).status).toBe(403);
+    // Other routes keep the app-level check.
+    expect((await (await open(`${url}/own`, { origin: 'https://app.example' })).receive())?.text()).toBe(
+      'own',
+    );
+    expect((await expectRefusal(`${url}/own`, { origin: 'https://partner.example' })).status).toBe(403);
+  });
+
+  it('drops an upgrade that the middleware never answers after handshakeTimeout', async () => {
+    const app = koaWs(new Koa(), { handshakeTimeout: 200 });
+    app.use(() => new Promise<void>(() => {})); // never settles
+    app.ws.use(async (ctx) => {
+      await ctx.websocket!.send('never');
+    });
+    const { url } = await start(app);
+    const port = Number(new URL(url).port);
+    const { text } = upgradeRequest(`127.0.0.1:${port}`, { path: '/stall' });
+    await expect(rawExchange(port, text, 5000)).rejects.toThrow(/closed without a complete HTTP answer/);
   });
 
   it('acceptConnection / accessDenied hooks per app', async () => {

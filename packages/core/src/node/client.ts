@@ -3,7 +3,7 @@ import type { ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
-import { type ExtensionOffer, formatExtensions } from '../protocol/extensions.js';
+import { formatExtensions } from '../protocol/extensions.js';
 import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
 import {
   acceptResponse,
@@ -11,11 +11,13 @@ import {
   type PerMessageDeflateOptions,
   validateDeflateOptions,
 } from '../protocol/permessage-deflate.js';
+import { answers, readBody, toOfferList } from './client-handshake.js';
 import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import { attemptHttp2 } from './http2-client.js';
 import { createLogger } from './logger.js';
 import { type ConnectionOptions, DEFAULTS, resolveConnectionOptions, type TlsOptions } from './options.js';
+import { defaultStages } from './stages.js';
 import { checkServerIdentity } from './tls-identity.js';
 
 export interface ClientOptions extends ConnectionOptions {
@@ -64,8 +66,6 @@ export interface ClientOptions extends ConnectionOptions {
    */
   http2Session?: ClientHttp2Session;
 }
-
-const MAX_ERROR_BODY = 64 * 1024;
 
 /** The hard cap on redirects followed by one connect(), whatever followRedirects says. */
 export const MAX_REDIRECTS = 20;
@@ -289,6 +289,7 @@ function attempt(
           side: 'client',
           socket,
           options: connectionOptions,
+          stages: defaultStages(connectionOptions),
           ...(checked.protocol !== undefined ? { protocol: checked.protocol } : {}),
           extensions: checked.extensions.length > 0 ? formatExtensions(checked.extensions) : '',
           ...(compressor ? { compressor } : {}),
@@ -324,36 +325,6 @@ function failUpgrade(socket: Duplex): void {
   socket.destroy();
 }
 
-/** Is `response` an acceptable answer to this one offer? (acceptResponse takes the first such.) */
-export function answers(response: ExtensionOffer[], offer: PerMessageDeflateOptions): boolean {
-  try {
-    return acceptResponse(response, [offer]) !== null;
-  } catch {
-    return false;
-  }
-}
-
-export function toOfferList(option: ClientOptions['perMessageDeflate']): PerMessageDeflateOptions[] {
-  if (option === undefined || option === false) return [];
-  if (option === true) return [{}];
-  return Array.isArray(option) ? option : [option];
-}
-
 function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
-}
-
-export function readBody(res: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    res.on('data', (chunk: Buffer) => {
-      if (length >= MAX_ERROR_BODY) return;
-      chunks.push(chunk);
-      length += chunk.length;
-    });
-    res.on('end', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
-    res.on('error', reject);
-    res.on('close', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
-  });
 }

@@ -1,4 +1,4 @@
-import type { Data } from './connection.js';
+import type { Data } from './message.js';
 
 /**
  * The seam between `WebSocketServer.publish()` and a transport that carries publishes to

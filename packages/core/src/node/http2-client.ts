@@ -20,13 +20,14 @@ import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
 import { formatExtensions } from '../protocol/extensions.js';
 import { buildRequestHeaders, computeAccept, generateKey, validateResponse } from '../protocol/handshake.js';
 import { acceptResponse, buildOffers } from '../protocol/permessage-deflate.js';
-import { answers, type ClientOptions, readBody, toOfferList } from './client.js';
+import type { ClientOptions } from './client.js';
+import { answers, readBody, toOfferList } from './client-handshake.js';
 import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
+import { exposeAddresses } from './http2-exchange.js';
 import { createLogger } from './logger.js';
 import { DEFAULTS, type ResolvedConnectionOptions } from './options.js';
 import { checkServerIdentity } from './tls-identity.js';
-import { exposeAddresses, markTransport } from './transport.js';
 
 type Attempt = WebSocket | { error: HandshakeError; location: URL };
 
@@ -318,13 +319,13 @@ function request(
           compressor = createPerMessageDeflate(params, 'client', taken);
         }
         exposeAddresses(stream, session.socket);
-        markTransport(stream, 'h2');
         stream.off('close', onEarlyClose);
         stream.off('error', onEarly);
         if (owned) stream.once('close', closeOwned); // the session lives as long as its WebSocket
         ws = new WebSocket({
           side: 'client',
           socket: stream,
+          transport: 'h2',
           options: connectionOptions,
           ...(checked.protocol !== undefined ? { protocol: checked.protocol } : {}),
           extensions: checked.extensions.length > 0 ? formatExtensions(checked.extensions) : '',

@@ -1,5 +1,6 @@
 import type { SecureContextOptions } from 'node:tls';
 import type { PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
+import type { ResolvedConnectionOptions, WebSocket } from './connection.js';
 import type { Logger, LogLevel } from './logger.js';
 import { type RateLimitOptions, validateRateLimit } from './rate-limit.js';
 
@@ -18,7 +19,7 @@ export interface ConnectionOptions {
   /** Outgoing bytes allowed to queue up for a slow peer; past it: close 1008. Default 16 MiB. */
   maxBufferedAmount?: number;
   /** Called instead of closing with 1008 when maxBufferedAmount is passed. */
-  onBackpressure?: (ws: import('./connection.js').WebSocket) => void;
+  onBackpressure?: (ws: WebSocket) => void;
   /** Received messages held for a consumer before the socket stops being read. Default 64. */
   maxQueuedMessages?: number;
   /** Frames one received message may span; one more closes with 1009. Default 16384. */
@@ -33,20 +34,7 @@ export interface ConnectionOptions {
   logLevel?: LogLevel;
 }
 
-export interface ResolvedConnectionOptions {
-  pingInterval: number;
-  connectionTimeout: number;
-  closeTimeout: number;
-  maxFrameSize: number;
-  maxMessageSize: number;
-  maxBufferedAmount: number;
-  onBackpressure: ConnectionOptions['onBackpressure'];
-  maxQueuedMessages: number;
-  maxFragments: number;
-  rateLimit: RateLimitOptions | undefined;
-  dropIncomingPings: boolean;
-  propagateCommonErrors: boolean;
-}
+export type { ResolvedConnectionOptions };
 
 export const DEFAULTS = {
   pingInterval: 15_000,

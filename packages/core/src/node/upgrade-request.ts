@@ -1,6 +1,7 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ExtensionOffer } from '../protocol/extensions.js';
-import { globMatch } from '../protocol/glob.js';
+import { parseExtensions } from '../protocol/extensions.js';
+import type { RawUpgradeRequest } from './upgrade-exchange.js';
 
 /** What a handler and the access hooks learn about an upgrade request. */
 export interface UpgradeRequest {
@@ -11,8 +12,10 @@ export interface UpgradeRequest {
   query: URLSearchParams;
   /** Route parameters, filled by the framework adapters ({} otherwise). */
   params: Record<string, string>;
+  /** The request's header fields as received (over HTTP/2 with the pseudo-headers). */
   headers: IncomingHttpHeaders;
   origin: string | undefined;
+  /** The Host header, or over HTTP/2 the `:authority` (RFC 9113 §8.3.1). */
   host: string | undefined;
   remoteAddress: string | undefined;
   remotePort: number | undefined;
@@ -20,8 +23,8 @@ export interface UpgradeRequest {
   protocols: string[];
   /** Extensions the client offered. */
   extensions: ExtensionOffer[];
-  /** The underlying Node request. */
-  raw: IncomingMessage;
+  /** The underlying Node request: an IncomingMessage, or an Http2ServerRequest over HTTP/2. */
+  raw: RawUpgradeRequest;
 }
 
 /** A list of allowed Origin values (globs, '*' for any) or a predicate. */
@@ -42,10 +45,16 @@ export function originForm(target: string): string {
 }
 
 export function buildUpgradeRequest(
-  raw: IncomingMessage,
-  fields: { protocols: string[]; extensions: ExtensionOffer[]; params?: Record<string, string> },
+  raw: RawUpgradeRequest,
+  fields: {
+    protocols: string[];
+    extensions: ExtensionOffer[];
+    params?: Record<string, string> | undefined;
+    /** The URL to describe, when a framework rewrote `raw.url` (Express's originalUrl). */
+    url?: string | undefined;
+  },
 ): UpgradeRequest {
-  const url = originForm(raw.url ?? '/');
+  const url = originForm(fields.url ?? raw.url ?? '/');
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const origin = raw.headers.origin;
@@ -56,7 +65,7 @@ export function buildUpgradeRequest(
     params: fields.params ?? {},
     headers: raw.headers,
     origin: typeof origin === 'string' ? origin : undefined,
-    host: raw.headers.host,
+    host: hostOf(raw.headers),
     remoteAddress: raw.socket?.remoteAddress,
     remotePort: raw.socket?.remotePort,
     protocols: fields.protocols,
@@ -65,40 +74,33 @@ export function buildUpgradeRequest(
   };
 }
 
-const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443', 'ws:': '80', 'wss:': '443' };
-
-/** Host header and Origin's host:port compared, default ports folded. */
-function isSameOrigin(origin: string, hostHeader: string | undefined): boolean {
-  if (hostHeader === undefined) return false;
-  let url: URL;
-  try {
-    url = new URL(origin);
-  } catch {
-    return false; // includes the opaque origin "null"
-  }
-  const port = url.port || DEFAULT_PORTS[url.protocol] || '';
-  const host = hostHeader.toLowerCase();
-  const wanted = url.hostname.toLowerCase();
-  return host === `${wanted}:${port}` || (port === DEFAULT_PORTS[url.protocol] && host === wanted);
-}
-
-export function originAllowed(policy: OriginPolicy, origin: string, req: UpgradeRequest): boolean {
-  if (typeof policy === 'function') return policy(origin, req);
-  return policy.some((p) => p === '*' || p === origin || globMatch(p, origin));
-}
-
 /**
- * The default acceptConnection: requests without Origin (non-browser clients) pass; a
- * browser's Origin must be the request's own host unless `origins` allows it.
+ * The UpgradeRequest of a request not validated yet (for a framework's route guard, which
+ * runs before the handshake): malformed protocol or extension headers read as none; the
+ * handshake itself refuses them later with 400.
  */
-export function checkOrigin(req: UpgradeRequest, origins: OriginPolicy | undefined): boolean {
-  const origin = req.origin;
-  if (origin === undefined) return true;
-  if (origins !== undefined) return originAllowed(origins, origin, req);
-  return isSameOrigin(origin, req.host);
+export function describeUpgrade(
+  raw: RawUpgradeRequest,
+  fields: { params?: Record<string, string> | undefined; url?: string | undefined } = {},
+): UpgradeRequest {
+  let extensions: ExtensionOffer[] = [];
+  try {
+    extensions = parseExtensions(raw.headers['sec-websocket-extensions']);
+  } catch {
+    // Left to the handshake.
+  }
+  const header = raw.headers['sec-websocket-protocol'];
+  const protocols =
+    typeof header === 'string'
+      ? header
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== '')
+      : [];
+  return buildUpgradeRequest(raw, { protocols, extensions, ...fields });
 }
 
-/** An acceptConnection hook that allows only these origins (and non-browser clients). */
-export function originGuard(origins: OriginPolicy): (req: UpgradeRequest) => boolean {
-  return (req) => checkOrigin(req, origins);
+function hostOf(headers: IncomingHttpHeaders): string | undefined {
+  const authority = headers[':authority'];
+  return typeof authority === 'string' ? authority : headers.host;
 }

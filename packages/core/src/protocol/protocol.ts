@@ -27,21 +27,33 @@ export interface ProtocolOptions {
    * false: the Close is queued at once.
    */
   holdCloseOnFailure?: boolean;
+  /**
+   * Hold the answer to the peer's Close until releaseCloseReply(), so that replies to the
+   * messages that arrived right before it can still be sent (RFC 6455 §5.5.1 lets an
+   * endpoint send its Close once its current message is sent). Default false: answered
+   * at once.
+   */
+  holdCloseReply?: boolean;
 }
 
 export type ProtocolEvent =
   | { type: 'message'; opcode: DataOpcode; data: Buffer }
-  /**
-   * A frame of a compressed message: inflate it, then call receiveInflated(). Frames
-   * without fin may be collected and inflated together (see receiveInflated()).
-   */
-  | { type: 'inflate'; data: Buffer; fin: boolean }
   | { type: 'ping'; data: Buffer }
   | { type: 'pong'; data: Buffer }
   /** The peer's Close frame (code 1005 when it had none). */
   | { type: 'close'; code: number; reason: string }
-  /** The peer broke the protocol; a Close frame with error.code is queued. */
+  /** The peer broke the protocol; a Close frame with error.code is queued (or held). */
   | { type: 'error'; error: WebSocketError };
+
+/**
+ * The inflating stage of permessage-deflate (RFC 7692 §7.2.2), supplied by the transport
+ * (zlib is asynchronous). The engine hands it the payloads of one or more consecutive
+ * frames of a compressed message; the stage answers with receiveInflated() (any number
+ * of pieces, the last with `last`) or inflateFailed(). Nothing else is read meanwhile.
+ */
+export interface Inflater {
+  inflate(payloads: Buffer[], fin: boolean, limit: number): void;
+}
 
 export interface ProtocolSendOptions {
   /** false: this is a fragment; later sends of the same type continue the message. */
@@ -53,11 +65,24 @@ export interface ProtocolSendOptions {
 export const DEFAULT_MAX_SIZE = 1024 * 1024;
 
 /**
+ * The end-of-stream item of takeOutput(): the transport ends its side of TCP (a
+ * half-close) when it meets it. Compared by identity; zero bytes long, so a
+ * Buffer.concat of the output is still the wire bytes.
+ */
+export const END_OF_STREAM: Buffer = Buffer.alloc(0);
+
+/** A send accepted now and encoded later (see reserveSend()): how to frame it. */
+type Reservation = { kind: 'data'; opcode: number; rsv: number; fin: boolean } | { kind: 'encoded' };
+
+/**
  * The WebSocket connection as a state machine, without I/O (the model of
- * python-websockets' protocol.py). Bytes go in through receiveData(); frames come out
- * of nextFrame() and are turned into events by receiveFrame(). Everything to write goes
- * to an output queue read with takeOutput(). Nothing here blocks, reads a clock or
- * touches a socket: the transport decides when to call what.
+ * python-websockets' protocol.py). Bytes go in through receiveData() and receiveEof();
+ * events come out of nextEvent() / takeEvents(), parsed on demand so that a transport
+ * that stops asking stops the work. Everything to write, the end of our side of TCP
+ * included, goes to an output queue read with takeOutput(). The engine decides every
+ * step of closing: when our Close goes out (behind reserved sends, after a held
+ * failure, as the answer to the peer's), and when the transport should end TCP
+ * (RFC 6455 §7.1.1). Nothing here blocks, reads a clock or touches a socket.
  */
 export class Protocol {
   readonly side: Side;
@@ -68,29 +93,56 @@ export class Protocol {
   closeReceived: { code: number; reason: string } | undefined;
   /** The violation that failed the connection, if any. */
   failure: WebSocketError | undefined;
+  /** The peer ended its side of TCP. */
+  eofReceived = false;
+  /** END_OF_STREAM was queued: the transport ends our side of TCP. */
+  eofSent = false;
   /**
    * Sees every outgoing frame before it is encoded; returns the frame to write (possibly
    * changed) or null to drop it. The transport's outbound frame stages hook in here.
    */
   onOutboundFrame: ((frame: Frame) => Frame | null) | undefined;
+  /**
+   * Sees every received frame before the state machine does; returns the frame to act on
+   * (possibly changed) or null to drop it. The transport's inbound frame stages hook in here.
+   */
+  onInboundFrame: ((frame: Frame) => Frame | null) | undefined;
+  /** Inflates compressed messages; required when compression is on. */
+  inflater: Inflater | undefined;
 
   private readonly parser: AssemblingParser;
   private readonly assembler: MessageAssembler;
   private readonly compression: boolean;
   private output: Buffer[] = [];
   private events: ProtocolEvent[] = [];
-  /** The last frame of a compressed message was announced and is not inflated yet. */
+  /** Frames of a compressed message are being inflated: nothing else is read meanwhile. */
   private inflating = false;
+  /** Payloads of a compressed message collected for one inflate() call. */
+  private inflateBatch: Buffer[] | undefined;
   private readonly holdCloseOnFailure: boolean;
+  private readonly holdCloseReply: boolean;
   /** The Close that fail() holds until releaseClose(). */
   private heldClose: { code: number; reason: string } | undefined;
+  /** The answer to the peer's Close waits for releaseCloseReply(). */
+  private closeReplyHeld = false;
+  /** Our Close, due as soon as the reserved sends are out. */
+  private pendingClose: { code: number | undefined; reason: string } | undefined;
+  /** Sends accepted and not encoded yet, in order (undefined when none). */
+  private reservations: Reservation[] | undefined;
   /** Opcode of the outgoing fragmented message in progress, 0 when none. */
   private outgoingOpcode: 0 | DataOpcode = 0;
+  /** That message is compressed (RFC 7692 §6: a message is compressed as a whole). */
+  private outgoingCompressed = false;
+  /** Encoded frames waiting for the open fragmented message to end (RFC 6455 §5.4). */
+  private heldFrames: Buffer[] | undefined;
+  /** Bytes in heldFrames. */
+  heldBytes = 0;
 
   constructor(options: ProtocolOptions) {
     this.side = options.side;
     this.compression = options.compression ?? false;
     this.holdCloseOnFailure = options.holdCloseOnFailure ?? false;
+    this.holdCloseReply = options.holdCloseReply ?? false;
     this.assembler = new MessageAssembler(
       options.maxMessageSize ?? DEFAULT_MAX_SIZE,
       options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
@@ -114,15 +166,26 @@ export class Protocol {
     return this.parser.bufferedAmount;
   }
 
-  /** Room left in the compressed message being inflated. */
-  get inflateBudget(): number {
-    return this.assembler.remaining;
+  /** A compressed message is being inflated (no event comes out until it is done). */
+  get inflateInProgress(): boolean {
+    return this.inflating;
   }
 
-  /** Should the transport close the TCP connection now? RFC 6455 §7.1.1: the server closes first. */
+  /** Has the end of our side of TCP been queued? (Kept for callers of the old name.) */
   get shouldCloseTransport(): boolean {
-    if (this.failure !== undefined) return this.heldClose === undefined;
-    return this.side === 'server' && this.closeSent !== undefined && this.closeReceived !== undefined;
+    return this.eofSent;
+  }
+
+  /**
+   * Who is expected to close the TCP connection next (RFC 6455 §7.1.1): 'us' once
+   * END_OF_STREAM is queued, 'peer' once the closing handshake is done on a client (the
+   * server closes first), undefined while the connection is open.
+   */
+  get transportCloser(): 'us' | 'peer' | undefined {
+    if (this.eofSent) return 'us';
+    if (this.closeSent !== undefined && (this.closeReceived !== undefined || this.failure !== undefined))
+      return 'peer';
+    return undefined;
   }
 
   // ---- inbound -------------------------------------------------------------------------
@@ -134,76 +197,70 @@ export class Protocol {
     this.parser.push(chunk);
   }
 
-  /**
-   * Is the next frame a continuation frame that is already received whole? A transport
-   * collecting the frames of a compressed message to inflate them in one go asks this.
-   */
-  get continuationReady(): boolean {
-    if (this.closeReceived !== undefined || this.failure !== undefined) return false;
-    return this.parser.peekComplete() === Opcode.CONTINUATION;
+  /** The peer ended its side of TCP. Ours ends once everything received was handled. */
+  receiveEof(): void {
+    if (this.eofReceived) return;
+    this.eofReceived = true;
+    this.endStreamWhenDone();
   }
 
   /**
-   * The next frame parsed from the received bytes, or null (need more bytes, or failed).
-   * Not while the last frame of a compressed message waits for inflation: what follows it
-   * belongs to the next message. Earlier frames of that message may still be waiting.
+   * The next event, parsing received bytes as needed; undefined when more bytes are
+   * needed, a compressed message is being inflated, or input ended.
    */
-  nextFrame(): Frame | null {
-    if (this.inflating) throw new Error('nextFrame() called while a compressed message is being inflated');
-    if (this.closeReceived !== undefined || this.failure !== undefined) return null;
-    try {
-      return this.parser.next();
-    } catch (err) {
-      this.failReceived(asWebSocketError(err));
-      return null;
+  nextEvent(): ProtocolEvent | undefined {
+    for (;;) {
+      const queued = this.events.shift();
+      if (queued !== undefined) return queued;
+      if (!this.receiveNextFrame()) break;
     }
+    this.endStreamWhenDone();
+    return undefined;
   }
 
-  /** Applies the state machine to a frame (normally one from nextFrame()). */
-  receiveFrame(frame: Frame): void {
-    if (this.closeReceived !== undefined || this.failure !== undefined) return;
-    try {
-      if (isControlOpcode(frame.opcode)) this.receiveControl(frame);
-      else this.emitAssembly(this.assembler.pushFrame(frame));
-    } catch (err) {
-      this.failReceived(asWebSocketError(err));
-    }
+  /** Every event available now (see nextEvent()). */
+  takeEvents(): ProtocolEvent[] {
+    const all: ProtocolEvent[] = [];
+    for (let e = this.nextEvent(); e !== undefined; e = this.nextEvent()) all.push(e);
+    return all;
   }
 
   /**
-   * Inflated bytes of the compressed frames announced by 'inflate' events, in order;
-   * `last` marks the final piece of the frames announced so far (the message ends when the
-   * last of them had fin, passed as `fin`).
+   * Inflated bytes of the frames handed to the inflater, in order; `last` marks the final
+   * piece of that batch.
    */
-  receiveInflated(chunk: Buffer, last: boolean, fin: boolean): void {
+  receiveInflated(chunk: Buffer, last: boolean): void {
+    if (!this.inflating) return; // failed or lost meanwhile
+    const fin = last && this.batchEndsMessage;
     if (last) this.inflating = false;
-    if (this.failure !== undefined) return;
     try {
-      this.emitAssembly(this.assembler.pushInflated(chunk, last && fin));
+      this.emitAssembly(this.assembler.pushInflated(chunk, fin));
     } catch (err) {
       this.failReceived(asWebSocketError(err));
     }
   }
 
-  /** The transport reports a failure of inflation (invalid deflate data: 1007). */
-  inflateFailed(message: string): void {
+  /** The inflater failed: invalid deflate data (1007), or a WebSocketError of its own (1009). */
+  inflateFailed(error: WebSocketError | string): void {
+    if (!this.inflating) return;
     this.inflating = false;
-    this.failReceived(new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, message));
+    this.failReceived(
+      typeof error === 'string' ? new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, error) : error,
+    );
   }
 
   /** The transport is gone (EOF, reset or destroyed). */
   connectionLost(): void {
     this.state = ReadyState.CLOSED;
     this.heldClose = undefined;
+    this.closeReplyHeld = false;
+    this.pendingClose = undefined;
+    this.reservations = undefined;
     this.inflating = false;
+    this.inflateBatch = undefined;
+    this.heldFrames = undefined;
+    this.heldBytes = 0;
     this.parser.discard(); // nothing received is processed after the connection is gone
-  }
-
-  takeEvents(): ProtocolEvent[] {
-    const events = this.events;
-    if (events.length === 0) return events;
-    this.events = [];
-    return events;
   }
 
   // ---- outbound ------------------------------------------------------------------------
@@ -215,53 +272,118 @@ export class Protocol {
    */
   send(opcode: DataOpcode, payload: Buffer, options: ProtocolSendOptions = {}): void {
     this.assertCanSend();
-    const fin = options.fin ?? true;
-    let frameOpcode: number = opcode;
-    let rsv = 0;
-    if (this.outgoingOpcode !== 0) {
-      if (opcode !== this.outgoingOpcode) {
-        throw new TypeError(
-          'A fragmented message is in progress: finish it (fin: true) before sending another type',
-        );
-      }
-      frameOpcode = Opcode.CONTINUATION;
-    } else if (options.compressed) {
-      if (!this.compression) throw new TypeError('permessage-deflate was not negotiated');
-      rsv = Rsv.RSV1; // RFC 7692 §6: RSV1 on the first frame only
-    }
-    this.outgoingOpcode = fin ? 0 : opcode;
-    this.writeFrame({ fin, rsv, opcode: frameOpcode, masked: this.side === 'client', payload });
+    if (this.reservations !== undefined) throw new Error('send() while reserved sends are waiting');
+    const r = this.accept(opcode, options);
+    this.writeFrame({ fin: r.fin, rsv: r.rsv, opcode: r.opcode, masked: this.side === 'client', payload });
+    if (r.fin) this.releaseHeldFrames();
   }
 
-  /** Is an outgoing fragmented message open (sent with fin: false)? */
+  /**
+   * Accepts a message (or fragment) that the transport encodes later, e.g. after
+   * compressing it: the fragment sequence is checked now, and our Close waits until every
+   * reserved send went out through sendReserved(), in order.
+   */
+  reserveSend(opcode: DataOpcode, options: ProtocolSendOptions = {}): void {
+    this.assertCanSend();
+    this.reservations ??= [];
+    this.reservations.push({ kind: 'data', ...this.accept(opcode, options) });
+  }
+
+  /** Accepts a frame encoded once for many connections, to be written by sendReserved(). */
+  reserveEncoded(): void {
+    this.assertCanSend();
+    this.reservations ??= [];
+    this.reservations.push({ kind: 'encoded' });
+  }
+
+  /**
+   * The payload of the oldest reservation (compressed if it was reserved so), or the
+   * encoded frame. Returns false when it can no longer be sent (the connection failed or
+   * is gone): the transport reports that to whoever is waiting.
+   */
+  sendReserved(bytes: Buffer): boolean {
+    const r = this.reservations?.shift();
+    if (this.reservations?.length === 0) this.reservations = undefined;
+    if (r === undefined || this.closeSent !== undefined || this.state === ReadyState.CLOSED) {
+      this.closeIfDue();
+      return false;
+    }
+    if (r.kind === 'encoded') this.writeEncoded(bytes);
+    else {
+      this.writeFrame({
+        fin: r.fin,
+        rsv: r.rsv,
+        opcode: r.opcode,
+        masked: this.side === 'client',
+        payload: bytes,
+      });
+      if (r.fin) this.releaseHeldFrames();
+    }
+    this.closeIfDue();
+    return true;
+  }
+
+  /** Are sends reserved and not yet sent? */
+  get sendsReserved(): boolean {
+    return this.reservations !== undefined;
+  }
+
+  /**
+   * Writes a frame encoded once for many connections (publish). RFC 6455 §5.4: while an
+   * outgoing fragmented message is open it waits for that message's last frame. Returns
+   * false when the connection no longer takes data. Outbound stages don't see it.
+   */
+  sendEncoded(bytes: Buffer): boolean {
+    if (!this.canSendData) return false;
+    if (this.reservations !== undefined) throw new Error('sendEncoded() while reserved sends are waiting');
+    this.writeEncoded(bytes);
+    return true;
+  }
+
+  /** Is an outgoing fragmented message open (accepted with fin: false)? */
   get sendingFragments(): boolean {
     return this.outgoingOpcode !== 0;
   }
 
+  /** Is the open outgoing fragmented message compressed? */
+  get sendingCompressed(): boolean {
+    return this.outgoingOpcode !== 0 && this.outgoingCompressed;
+  }
+
+  /** Can data still be sent (open, and no Close sent or requested)? */
+  get canSendData(): boolean {
+    return this.state === ReadyState.OPEN && this.closeSent === undefined;
+  }
+
+  /** Can a Ping or Pong still be sent (our Close is not out)? */
+  get canSendControl(): boolean {
+    return this.closeSent === undefined && this.state !== ReadyState.CLOSED;
+  }
+
   ping(payload: Buffer = Buffer.alloc(0)): void {
-    this.assertCanSend();
+    this.assertCanSendControl();
     this.sendControl(Opcode.PING, payload);
   }
 
   pong(payload: Buffer = Buffer.alloc(0)): void {
-    this.assertCanSend();
+    this.assertCanSendControl();
     this.sendControl(Opcode.PONG, payload);
   }
 
   /**
-   * Starts the closing handshake (RFC 6455 §7.1.2), or answers the peer's Close.
+   * Starts the closing handshake (RFC 6455 §7.1.2), after the reserved sends.
    * `code` undefined sends a Close frame without a status code; no argument at all sends 1000.
    * (A default parameter would turn an explicit undefined into 1000, so the arguments are counted.)
    */
   close(...args: [code?: number | undefined, reason?: string]): void {
     const code = args.length === 0 ? CloseCode.NORMAL_CLOSURE : args[0];
     const reason = args[1] ?? '';
-    if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) return;
-    const payload = buildClosePayload(code, reason);
-    this.writeFrame({ fin: true, rsv: 0, opcode: Opcode.CLOSE, masked: this.side === 'client', payload });
-    this.closeSent = { code: code ?? CloseCode.NO_STATUS_RCVD, reason };
-    this.heldClose = undefined;
+    if (this.closeSent !== undefined || this.state === ReadyState.CLOSED || this.pendingClose !== undefined)
+      return;
+    buildClosePayload(code, reason); // a bad code or reason throws here, not later
+    this.pendingClose = { code, reason };
     this.state = ReadyState.CLOSING;
+    this.closeIfDue();
   }
 
   /**
@@ -274,15 +396,14 @@ export class Protocol {
         throw new WebSocketError(CloseCode.PROTOCOL_ERROR, 'Close frame already sent');
       const parsed = frame.payload.length === 0 ? undefined : parseClosePayload(frame.payload);
       this.writeFrame({ ...frame, masked: this.side === 'client' });
-      this.closeSent = parsed ?? { code: CloseCode.NO_STATUS_RCVD, reason: '' };
-      this.heldClose = undefined;
-      this.state = ReadyState.CLOSING;
+      this.closeWasSent(parsed ?? { code: CloseCode.NO_STATUS_RCVD, reason: '' });
       return;
     }
     this.assertCanSend();
     this.writeFrame({ ...frame, masked: this.side === 'client' });
   }
 
+  /** What to write, in order; END_OF_STREAM (by identity) means: end our side of TCP. */
   takeOutput(): Buffer[] {
     const out = this.output;
     if (out.length === 0) return out;
@@ -300,24 +421,6 @@ export class Protocol {
     this.failWith(error, options.holdClose ?? false);
   }
 
-  /** The peer broke the protocol: fail, holding our Close if holdCloseOnFailure says so. */
-  private failReceived(error: WebSocketError): void {
-    this.failWith(error, this.holdCloseOnFailure);
-  }
-
-  private failWith(error: WebSocketError, hold: boolean): void {
-    if (this.failure !== undefined) return;
-    this.failure = error;
-    this.inflating = false;
-    this.parser.discard(); // nothing more is read from a failed connection
-    this.events.push({ type: 'error', error });
-    if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) return;
-    const code = isValidWireCloseCode(error.code) ? error.code : CloseCode.INTERNAL_SERVER_ERROR;
-    const close = { code, reason: truncateUtf8(error.message) };
-    if (hold) this.heldClose = close;
-    else this.close(close.code, close.reason);
-  }
-
   /** Is our Close held after a failure (see holdCloseOnFailure)? */
   get closeHeld(): boolean {
     return this.heldClose !== undefined;
@@ -328,10 +431,91 @@ export class Protocol {
     const held = this.heldClose;
     if (held === undefined) return;
     this.heldClose = undefined;
-    if (this.closeSent === undefined && this.state !== ReadyState.CLOSED) this.close(held.code, held.reason);
+    if (this.closeSent === undefined && this.state !== ReadyState.CLOSED)
+      this.writeClose(held.code, held.reason);
+    this.endStreamWhenDone();
+  }
+
+  /** Is the answer to the peer's Close held (see holdCloseReply)? */
+  get closeReplyPending(): boolean {
+    return this.closeReplyHeld;
+  }
+
+  /** Answers the peer's Close (after the reserved sends), or sends it now with `force`. */
+  releaseCloseReply(options: { force?: boolean } = {}): void {
+    if (!this.closeReplyHeld) return;
+    this.closeReplyHeld = false;
+    if (options.force) this.reservations = undefined;
+    this.answerClose();
   }
 
   // ---- internals -----------------------------------------------------------------------
+
+  /**
+   * Parses and applies the next frame; false when there is none to take (more bytes
+   * needed, inflation running, input closed).
+   */
+  private receiveNextFrame(): boolean {
+    if (this.inflating || this.closeReceived !== undefined || this.failure !== undefined) return false;
+    if (this.state === ReadyState.CLOSED) return false;
+    let frame: Frame | null;
+    try {
+      frame = this.parser.next();
+    } catch (err) {
+      this.failReceived(asWebSocketError(err));
+      return true; // the error event is queued
+    }
+    if (frame === null) {
+      if (this.inflateBatch !== undefined) this.startInflate(false); // its next frame is not here yet
+      return this.inflating || this.events.length > 0;
+    }
+    if (this.onInboundFrame !== undefined) {
+      const changed = this.onInboundFrame(frame);
+      if (changed === null) {
+        // A stage swallowed it: no later stage or handler sees it.
+        if (this.inflateBatch !== undefined && this.parser.peekComplete() !== Opcode.CONTINUATION)
+          this.startInflate(false);
+        return true;
+      }
+      frame = changed;
+    }
+    try {
+      if (isControlOpcode(frame.opcode)) this.receiveControl(frame);
+      else this.receiveDataFrame(frame);
+    } catch (err) {
+      this.failReceived(asWebSocketError(err));
+    }
+    return true;
+  }
+
+  private receiveDataFrame(frame: Frame): void {
+    const result = this.assembler.pushFrame(frame);
+    if (result === null) return;
+    if (result.type === 'message') {
+      this.events.push(result);
+      return;
+    }
+    // A compressed frame. A message in many small frames costs a zlib call per frame
+    // unless they are joined: while the next frame is a continuation already received
+    // whole, this one waits for it.
+    this.inflateBatch ??= [];
+    this.inflateBatch.push(result.data);
+    if (!result.fin && this.parser.peekComplete() === Opcode.CONTINUATION) return;
+    this.startInflate(result.fin);
+  }
+
+  /** The last frame of the batch handed to the inflater ends the message. */
+  private batchEndsMessage = false;
+
+  private startInflate(fin: boolean): void {
+    const batch = this.inflateBatch;
+    this.inflateBatch = undefined;
+    if (batch === undefined) return;
+    if (this.inflater === undefined) throw new Error('a compressed message arrived and no inflater is set');
+    this.inflating = true;
+    this.batchEndsMessage = fin;
+    this.inflater.inflate(batch, fin, this.assembler.remaining);
+  }
 
   private receiveControl(frame: Frame): void {
     switch (frame.opcode) {
@@ -344,19 +528,157 @@ export class Protocol {
       case Opcode.CLOSE: {
         const { code, reason } = parseClosePayload(frame.payload);
         this.closeReceived = { code, reason };
+        this.inflateBatch = undefined;
         this.parser.discard(); // RFC 6455 §5.5.1: nothing after the Close is processed
         this.events.push({ type: 'close', code, reason });
-        // RFC 6455 §5.5.1: answer with a Close, echoing the status code received.
-        if (this.closeSent === undefined) this.close(code === CloseCode.NO_STATUS_RCVD ? undefined : code);
+        if (this.closeSent !== undefined) {
+          this.endStreamWhenDone();
+          return;
+        }
+        if (this.holdCloseReply) this.closeReplyHeld = true;
+        else this.answerClose();
         return;
       }
     }
   }
 
+  /** RFC 6455 §5.5.1: answer the peer's Close, echoing its status code. */
+  private answerClose(): void {
+    if (this.closeSent === undefined && this.state !== ReadyState.CLOSED && this.pendingClose === undefined) {
+      const code = this.closeReceived?.code;
+      this.pendingClose = { code: code === CloseCode.NO_STATUS_RCVD ? undefined : code, reason: '' };
+      this.state = ReadyState.CLOSING;
+    }
+    this.closeIfDue();
+  }
+
+  /** Sends the pending Close once no reserved send is left to go before it. */
+  private closeIfDue(): void {
+    const pending = this.pendingClose;
+    if (pending !== undefined && this.reservations === undefined) {
+      this.pendingClose = undefined;
+      if (this.closeSent === undefined && this.state !== ReadyState.CLOSED)
+        this.writeClose(pending.code, pending.reason);
+    }
+    this.endStreamWhenDone();
+  }
+
+  private writeClose(code: number | undefined, reason: string): void {
+    const payload = buildClosePayload(code, reason);
+    this.writeFrame({ fin: true, rsv: 0, opcode: Opcode.CLOSE, masked: this.side === 'client', payload });
+    this.closeWasSent({ code: code ?? CloseCode.NO_STATUS_RCVD, reason });
+  }
+
+  private closeWasSent(close: { code: number; reason: string }): void {
+    this.closeSent = close;
+    this.heldClose = undefined;
+    this.pendingClose = undefined;
+    this.closeReplyHeld = false; // our Close is out: it answers the peer's too
+    this.state = ReadyState.CLOSING;
+    // Nothing goes out after our Close: frames waiting for a fragmented message are dropped.
+    this.heldFrames = undefined;
+    this.heldBytes = 0;
+    this.endStreamWhenDone();
+  }
+
+  /**
+   * Queues END_OF_STREAM when our side of TCP should end (RFC 6455 §7.1.1): at once after
+   * a failure once our Close is out; on the server once both Close frames were exchanged
+   * (the server closes TCP first); otherwise after the peer's end of stream, once
+   * everything received before it was handled.
+   */
+  private endStreamWhenDone(): void {
+    if (this.eofSent || this.state === ReadyState.CLOSED) return;
+    let end: boolean;
+    if (this.failure !== undefined) end = this.heldClose === undefined && this.closeSent !== undefined;
+    else if (this.side === 'server' && this.closeSent !== undefined && this.closeReceived !== undefined)
+      end = true;
+    else end = this.eofReceived && this.inputHandled();
+    if (!end) return;
+    this.eofSent = true;
+    this.output.push(END_OF_STREAM);
+  }
+
+  /** Everything received was turned into events and answered (nothing more is coming). */
+  private inputHandled(): boolean {
+    if (this.inflating || this.closeReplyHeld || this.heldClose !== undefined) return false;
+    if (this.events.length > 0 || this.inflateBatch !== undefined) return false;
+    if (this.pendingClose !== undefined && this.reservations !== undefined) return false;
+    if (this.closeReceived !== undefined || this.failure !== undefined) return true;
+    return this.parser.peekComplete() === -1;
+  }
+
+  /** Checks the fragment sequence of an outgoing message and says how to frame it. */
+  private accept(
+    opcode: DataOpcode,
+    options: ProtocolSendOptions,
+  ): { opcode: number; rsv: number; fin: boolean } {
+    const fin = options.fin ?? true;
+    let frameOpcode: number = opcode;
+    let rsv = 0;
+    if (this.outgoingOpcode !== 0) {
+      if (opcode !== this.outgoingOpcode) {
+        throw new TypeError(
+          'A fragmented message is in progress: finish it (fin: true) before sending another type',
+        );
+      }
+      frameOpcode = Opcode.CONTINUATION;
+    } else if (options.compressed) {
+      if (!this.compression) throw new TypeError('permessage-deflate was not negotiated');
+      rsv = Rsv.RSV1; // RFC 7692 §6: RSV1 on the first frame only
+    }
+    if (this.outgoingOpcode === 0) this.outgoingCompressed = options.compressed ?? false;
+    this.outgoingOpcode = fin ? 0 : opcode;
+    return { opcode: frameOpcode, rsv, fin };
+  }
+
+  private writeEncoded(bytes: Buffer): void {
+    if (this.outgoingOpcode !== 0) {
+      this.heldFrames ??= [];
+      this.heldFrames.push(bytes);
+      this.heldBytes += bytes.length;
+      return;
+    }
+    this.output.push(bytes);
+  }
+
+  /** The open fragmented message ended: the frames that waited for it go out. */
+  private releaseHeldFrames(): void {
+    const held = this.heldFrames;
+    if (held === undefined || this.outgoingOpcode !== 0) return;
+    this.heldFrames = undefined;
+    this.heldBytes = 0;
+    for (const bytes of held) this.output.push(bytes);
+  }
+
+  /** The peer broke the protocol: fail, holding our Close if holdCloseOnFailure says so. */
+  private failReceived(error: WebSocketError): void {
+    this.failWith(error, this.holdCloseOnFailure);
+  }
+
+  private failWith(error: WebSocketError, hold: boolean): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    this.inflating = false;
+    this.inflateBatch = undefined;
+    this.closeReplyHeld = false;
+    this.parser.discard(); // nothing more is read from a failed connection
+    this.events.push({ type: 'error', error });
+    if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) {
+      this.endStreamWhenDone();
+      return;
+    }
+    const code = isValidWireCloseCode(error.code) ? error.code : CloseCode.INTERNAL_SERVER_ERROR;
+    const close = { code, reason: truncateUtf8(error.message) };
+    // The failure's Close replaces one waiting for reserved sends; those will not go out.
+    this.pendingClose = undefined;
+    this.reservations = undefined;
+    if (hold) this.heldClose = close;
+    else this.writeClose(close.code, close.reason);
+  }
+
   private emitAssembly(result: ReturnType<MessageAssembler['pushFrame']>): void {
-    if (result === null) return;
-    if (result.type === 'inflate' && result.fin) this.inflating = true;
-    this.events.push(result);
+    if (result !== null && result.type === 'message') this.events.push(result);
   }
 
   private sendControl(opcode: number, payload: Buffer): void {
@@ -365,7 +687,16 @@ export class Protocol {
   }
 
   private assertCanSend(): void {
-    if (this.closeSent !== undefined || this.state !== ReadyState.OPEN) {
+    if (!this.canSendData) {
+      throw new InvalidStateError(
+        'The connection is closing or closed',
+        this.state === ReadyState.OPEN ? ReadyState.CLOSING : this.state,
+      );
+    }
+  }
+
+  private assertCanSendControl(): void {
+    if (!this.canSendControl) {
       throw new InvalidStateError(
         'The connection is closing or closed',
         this.state === ReadyState.OPEN ? ReadyState.CLOSING : this.state,

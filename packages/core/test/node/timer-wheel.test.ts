@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TimerWheel } from '../../src/node/stages.js';
+import { TimerWheel } from '../../src/node/timer-wheel.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The wheel's one Node timer (internal state, read to check it is cleared). */

@@ -1,0 +1,120 @@
+import type { Message } from './message.js';
+
+/** What the inbox asks of its connection: stop and restart reading the socket. */
+export interface InboxHost {
+  pauseReading(): void;
+  resumeReading(): void;
+}
+
+/**
+ * Received messages waiting for an ordered consumer (`receive()`, `for await`,
+ * `consume()`), the consumers waiting for messages, and the flow control between them:
+ * once `limit` messages wait, reading stops until the consumer has taken half of them.
+ * Messages go to waiting consumers first, in order; the queue is used only when nobody
+ * waits.
+ */
+export class Inbox {
+  private readonly limit: number;
+  private readonly host: InboxHost;
+  private messages: Message[] = [];
+  private waiters: Array<(msg: Message | null) => void> | undefined;
+  private paused = false;
+  /** An ordered consumer took a message and has not asked for the next one yet. */
+  private holding = false;
+  /** consume() handlers still running. */
+  private busy = 0;
+
+  constructor(limit: number, host: InboxHost) {
+    this.limit = limit;
+    this.host = host;
+  }
+
+  get size(): number {
+    return this.messages.length;
+  }
+
+  /**
+   * The consumers are done with everything delivered so far: nothing queued, no ordered
+   * consumer between two receive() calls, no consume() handler running.
+   */
+  get settled(): boolean {
+    return this.messages.length === 0 && !this.holding && this.busy === 0;
+  }
+
+  /**
+   * Hands a message to a waiting consumer, or queues it. `closing`: our Close is out, so
+   * reading must go on until the peer's Close arrives; the queue stays bounded by
+   * dropping what does not fit (returns false then).
+   */
+  push(msg: Message, closing: boolean): boolean {
+    const waiter = this.waiters?.shift();
+    if (waiter !== undefined) {
+      this.holding = true;
+      waiter(msg);
+      return true;
+    }
+    if (closing) {
+      if (this.messages.length >= this.limit) return false;
+      this.messages.push(msg);
+      return true;
+    }
+    this.messages.push(msg);
+    if (this.messages.length >= this.limit && !this.paused) {
+      this.paused = true;
+      this.host.pauseReading();
+    }
+    return true;
+  }
+
+  /** The oldest queued message, for an ordered consumer (undefined when none is queued). */
+  take(): Message | undefined {
+    this.holding = false; // the consumer is done with what it had
+    const msg = this.messages.shift();
+    if (msg === undefined) return undefined;
+    this.holding = true;
+    this.afterTake();
+    return msg;
+  }
+
+  /** The oldest queued message, for a 'message' listener (no ordered consumer holds it). */
+  shift(): Message | undefined {
+    const msg = this.messages.shift();
+    if (msg !== undefined) this.afterTake();
+    return msg;
+  }
+
+  /** Waits for the next message; `null` arrives through end(). */
+  wait(): Promise<Message | null> {
+    return new Promise((resolve) => {
+      this.waiters ??= [];
+      this.waiters.push(resolve);
+    });
+  }
+
+  /** No more messages will come: waiting consumers get null (once the queue is empty). */
+  end(): void {
+    const waiters = this.waiters;
+    if (waiters === undefined || this.messages.length > 0) return;
+    this.waiters = undefined;
+    for (const w of waiters) w(null);
+  }
+
+  /** Stop holding reading back (our Close is out: the peer's must still be read). */
+  release(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.host.resumeReading();
+  }
+
+  handlerStarted(): void {
+    this.busy++;
+  }
+
+  handlerEnded(): void {
+    this.busy--;
+  }
+
+  private afterTake(): void {
+    if (this.paused && this.messages.length < Math.ceil(this.limit / 2)) this.release();
+  }
+}
