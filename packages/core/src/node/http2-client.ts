@@ -171,6 +171,9 @@ async function openSession(
     };
     const onSettings = () => {
       session.off('error', onError);
+      // From now on a session error (an error GOAWAY, a reset TCP connection) closes its
+      // streams, and each WebSocket on them with 1006; it must not crash the process.
+      session.on('error', ignore);
       resolve();
     };
     session.once('remoteSettings', onSettings);
@@ -349,3 +352,5 @@ function request(
     });
   });
 }
+
+function ignore(): void {}

@@ -8,8 +8,11 @@ import {
   type ClientHttp2Stream,
   constants,
   createSecureServer,
+  Http2ServerRequest,
+  type Http2Session,
   connect as h2connect,
   type IncomingHttpHeaders,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -153,8 +156,12 @@ describe.each([
     expect(peer.path).toBe('/mine');
     expect(srv.requests[0]?.url).toBe('/mine?x=1');
     expect(srv.requests[0]?.host).toBe(`${HOST}:${srv.port}`);
-    // The stand-ins for the HTTP/1.1 fields are not listed among the request's headers.
-    expect(Object.keys(srv.requests[0]?.headers ?? {})).not.toContain('sec-websocket-key');
+    // Hooks and handlers see the request as it arrived: no HTTP/1.1 stand-ins.
+    expect(srv.requests[0]?.raw).toBeInstanceOf(Http2ServerRequest);
+    expect(srv.requests[0]?.headers[':method']).toBe('CONNECT');
+    expect(srv.requests[0]?.headers[':protocol']).toBe('websocket');
+    for (const name of ['upgrade', 'connection', 'sec-websocket-key'])
+      expect(name in (srv.requests[0]?.headers ?? {})).toBe(false);
     expect(await roundTrip(ws, 'héllo')).toEqual({ type: 'text', data: Buffer.from('héllo') });
     const bytes = Buffer.from([0, 1, 2, 255]);
     expect(await roundTrip(ws, bytes)).toEqual({ type: 'binary', data: bytes });
@@ -202,6 +209,66 @@ describe.each([
     });
     const ws = track(await connect(`${srv.url}/echo`, { ...opts, headers: { Authorization: 'Bearer ok' } }));
     expect(ws.transport).toBe('h2');
+  });
+
+  it.each([
+    ['the client', 4000],
+    ['the server', 4001],
+  ])('%s closing: both Close frames, then the server ends the stream', async (who, code) => {
+    const srv = await h2Server(secure);
+    const server = nextConnection();
+    srv.wss.route('/close', server.handler);
+    const streams: ServerHttp2Stream[] = [];
+    srv.wss.server?.on('stream', (s: ServerHttp2Stream) => streams.push(s));
+    const ws = track(await connect(`${srv.url}/close`, { ...CLIENT, ...tlsOptions(), http2: true }));
+    const peer = await server.ws;
+    const stream = streams[0]!;
+    // RFC 6455 §7.1.1 over RFC 8441 §5: after both Close frames the server ends its side
+    // (END_STREAM, from the protocol's END_OF_STREAM) before the stream closes.
+    const events: string[] = [];
+    stream.once('finish', () => events.push('server END_STREAM'));
+    stream.once('close', () => events.push('stream closed'));
+    const [initiator, other] = who === 'the client' ? [ws, peer] : [peer, ws];
+    const otherClosed = other.closed;
+    expect(await initiator.close(code, 'done')).toMatchObject({ code, wasClean: true });
+    expect(await otherClosed).toMatchObject({ code, reason: 'done', wasClean: true });
+    await new Promise((resolve) => (stream.closed ? resolve(null) : stream.once('close', resolve)));
+    expect(events).toEqual(['server END_STREAM', 'stream closed']);
+    expect(stream.rstCode).toBe(constants.NGHTTP2_NO_ERROR);
+  });
+
+  it('a raw peer that never ends its side: END_STREAM, then RST_STREAM(NO_ERROR)', async () => {
+    const srv = await h2Server(secure);
+    const server = nextConnection();
+    srv.wss.route('/raw', server.handler);
+    const session = await rawSession(srv.port, secure);
+    const stream = extendedConnect(session, srv.port, {
+      ':path': '/raw',
+      ':scheme': secure ? 'https' : 'http',
+    });
+    const peer = await server.ws;
+    const peerClosed = peer.closed;
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const ended = new Promise((resolve) => stream.once('end', resolve));
+    const closed = new Promise((resolve) => stream.once('close', resolve));
+    stream.write(clientFrame(0x8, Buffer.from([0x03, 0xe8]))); // Close 1000, our side left open
+    await ended;
+    expect(Buffer.concat(chunks)).toEqual(Buffer.from([0x88, 2, 0x03, 0xe8]));
+    await closed;
+    expect(stream.rstCode).toBe(constants.NGHTTP2_NO_ERROR);
+    expect(await peerClosed).toMatchObject({ code: 1000, wasClean: true });
+  });
+
+  it('the client sees 1006 when the server session sends an error GOAWAY', async () => {
+    const srv = await h2Server(secure);
+    const sessions: Http2Session[] = [];
+    srv.wss.server?.on('session', (s: Http2Session) => sessions.push(s));
+    const ws = track(await connect(`${srv.url}/echo`, { ...CLIENT, ...tlsOptions(), http2: true }));
+    const closed = ws.closed;
+    sessions[0]!.goaway(constants.NGHTTP2_INTERNAL_ERROR);
+    sessions[0]!.destroy();
+    expect(await closed).toMatchObject({ code: 1006, wasClean: false });
   });
 });
 
