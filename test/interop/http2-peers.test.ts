@@ -155,7 +155,11 @@ describe("undici's WebSocket with allowH2", () => {
     const closed = new Promise<number>((resolve) => {
       ws.onclose = (e) => resolve(e.code);
     });
+    const serverSide = served.connections[0]!.closed;
     ws.close(1000);
     expect(await closed).toBe(1000);
+    // Both Close frames, then our END_STREAM (and RST_STREAM(NO_ERROR) if undici keeps its
+    // side open): the server's connection ends cleanly, without waiting for closeTimeout.
+    expect(await serverSide).toMatchObject({ code: 1000, wasClean: true });
   });
 });
