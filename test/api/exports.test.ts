@@ -13,7 +13,7 @@ const PINNED: Record<string, string[]> = {
     ...['ServerOptions', 'RouteOptions', 'ClientOptions', 'ConnectionOptions', 'TlsOptions'],
     ...['PerMessageDeflateOptions', 'RateLimitOptions', 'CloseInfo', 'SendOptions', 'Data'],
     ...['Transport', 'Stage', 'Frame', 'Logger', 'LogLevel', 'UpgradeRequest', 'UpgradeContext'],
-    ...['Handler', 'AccessHooks', 'Reply', 'OriginPolicy', 'PendingUpgrade'],
+    ...['Handler', 'AccessHooks', 'Reply', 'OriginPolicy', 'PendingUpgrade', 'RawUpgradeRequest'],
     ...['Fanout', 'FanoutTarget', 'PublishOptions'],
   ],
   'packages/core/src/protocol/index.ts': [

@@ -27,6 +27,7 @@ export {
   WebSocketServer,
 } from './node/server.js';
 export { autoPing, autoPong } from './node/stages.js';
+export type { RawUpgradeRequest } from './node/upgrade-exchange.js';
 export type { OriginPolicy, UpgradeRequest } from './node/upgrade-request.js';
 export { CloseCode, closeCodeToReason, describeCloseCode, reasonToCloseCode } from './protocol/close-codes.js';
 export { HandshakeError, InvalidStateError, WebSocketError } from './protocol/errors.js';

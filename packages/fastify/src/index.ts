@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import { Duplex } from 'node:stream';
 import {
   connect,
@@ -30,12 +31,13 @@ const plugin: FastifyPluginAsync<WsPluginOptions> = async (fastify, options) => 
   fastify.decorate('websocketServer', wss);
   fastify.decorateRequest('ws', false);
 
-  fastify.server.on('upgrade', (req: UpgradeableRequest, socket: Duplex, head: Buffer) => {
-    const pending = wss.beginUpgrade(req, socket, head);
+  // HTTP/1.1 Upgrades, and with `http2: true` the extended CONNECTs of RFC 8441 (routed
+  // as GET): Fastify's own router, hooks and 404/error handling run on the request,
+  // answering through `pending.res` unless a websocket route takes it.
+  wss.routeUpgrades(fastify.server as Server | Http2SecureServer, (pending) => {
+    const req = pending.req as UpgradeableRequest;
     req[UPGRADE] = pending;
-    // Fastify's own router, hooks and 404/error handling run on the upgrade request,
-    // answering through `pending.res` (bound to the socket) unless a websocket route takes it.
-    fastify.routing(req, pending.res);
+    fastify.routing(req, pending.res as ServerResponse);
   });
 
   fastify.addHook('onRequest', async (request) => {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Server as HttpsServer } from 'node:https';
-import type { Duplex } from 'node:stream';
 import {
   guardOrigin,
   type OriginPolicy,
@@ -34,8 +34,11 @@ export interface KoaWs {
   /** Middleware run for upgrade requests after the app's own stack; `ctx.websocket` is open. */
   use(middleware: Middleware): KoaWs;
   readonly middleware: readonly Middleware[];
-  /** Hooks a server's 'upgrade' event (done for you by `app.listen`). */
-  attach(server: Server | HttpsServer): KoaWs;
+  /**
+   * Hooks a server's upgrade requests (done for you by `app.listen`): 'upgrade', and on an
+   * `http2` server made with `app.callback()` also RFC 8441 extended CONNECTs.
+   */
+  attach(server: Server | HttpsServer | Http2Server | Http2SecureServer): KoaWs;
   /** Closes every WebSocket with 1001 and resolves when all are closed. */
   close(code?: number, reason?: string): Promise<void>;
 }
@@ -82,10 +85,11 @@ export function koaWs<App extends Koa>(app: App, options: KoaWsOptions = {}): Ko
     });
   };
 
-  // Koa's own middleware runs on the upgrade; an answer it gives (ctx.status) goes out
-  // through `pending.res`, else a websocket() route or the app.ws stack accepts it.
-  const onUpgrade = (req: UpgradeableRequest, socket: Duplex, head: Buffer) => {
-    const pending = wss.beginUpgrade(req, socket, head);
+  // Koa's own middleware runs on the upgrade (an extended CONNECT is routed as GET); an
+  // answer it gives (ctx.status) goes out through `pending.res`, else a websocket() route
+  // or the app.ws stack accepts it.
+  const onUpgrade = (pending: PendingUpgrade) => {
+    const req = pending.req as UpgradeableRequest;
     req[UPGRADE] = pending;
     const internals = app as unknown as KoaInternals;
     const ctx = internals.createContext(req, pending.res);
@@ -104,7 +108,7 @@ export function koaWs<App extends Koa>(app: App, options: KoaWsOptions = {}): Ko
     attach(server) {
       if (attached.has(server)) return handle;
       attached.add(server);
-      server.on('upgrade', onUpgrade);
+      wss.routeUpgrades(server, onUpgrade);
       // Koa has no close() of its own, and server.close() waits for every socket, upgraded
       // ones included, with no event when it starts: so this server's close() (this
       // instance only) also closes the WebSockets.

@@ -1,13 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { HandshakeError } from '../protocol/errors.js';
 import { formatExtensions } from '../protocol/extensions.js';
-import {
-  buildAcceptResponse,
-  buildRejectionResponse,
-  selectSubprotocol,
-  validateRequest,
-} from '../protocol/handshake.js';
+import { selectSubprotocol, validateRequest } from '../protocol/handshake.js';
 import {
   negotiate,
   type PerMessageDeflateOptions,
@@ -22,6 +16,7 @@ import { DEFAULTS, type DeflateOption, resolveConnectionOptions } from './option
 import { defaultAcceptance } from './origin-guard.js';
 import type { Handler, Reply, RouteOptions, ServerOptions, UpgradeContext } from './server-types.js';
 import { defaultStages } from './stages.js';
+import type { UpgradeExchange } from './upgrade-exchange.js';
 import { buildUpgradeRequest, originForm, type UpgradeRequest } from './upgrade-request.js';
 
 /** What the WebSocketServer lends to the handshake. */
@@ -39,8 +34,9 @@ export interface UpgradeHost {
 /**
  * The server side of the opening handshake (RFC 6455 §4.2), once per upgrade request:
  * validation, capacity, the access decision (acceptConnection, or the origin check),
- * subprotocol and extension negotiation, the 101 or the HTTP refusal, the handshake
- * timer, and the new connection handed to its handler.
+ * subprotocol and extension negotiation, the acceptance or the HTTP refusal (each
+ * spoken by the exchange: bytes on an HTTP/1.1 socket, or HTTP/2 response HEADERS), the
+ * handshake timer, and the new connection handed to its handler.
  */
 export class Upgrader {
   readonly timers: HandshakeTimers;
@@ -53,19 +49,18 @@ export class Upgrader {
 
   /** See WebSocketServer.handleUpgrade. Never throws: every failure is an HTTP answer. */
   async handle(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
+    exchange: UpgradeExchange,
     handler: Handler | undefined,
     context: UpgradeContext,
   ): Promise<WebSocket | null> {
+    const socket = exchange.stream;
     this.timers.track(socket);
     socket.on('error', onEarlyError);
     try {
-      return await this.upgrade(req, socket, head, handler, context);
+      return await this.upgrade(exchange, handler, context);
     } catch (err) {
       this.host.log.error({ err }, 'unexpected error during the handshake');
-      this.refuse(socket, 500, 'Internal Server Error');
+      this.refuse(exchange, 500, 'Internal Server Error');
       return null;
     } finally {
       socket.off('error', onEarlyError);
@@ -73,33 +68,27 @@ export class Upgrader {
   }
 
   private async upgrade(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
+    exchange: UpgradeExchange,
     explicitHandler: Handler | undefined,
     context: UpgradeContext,
   ): Promise<WebSocket | null> {
+    const { req, stream: socket } = exchange;
     if (socket.destroyed) return null;
     const url = req.url ?? '/';
     const path = originForm(url).split('?', 1)[0] ?? '/';
     const route = explicitHandler === undefined ? this.host.findRoute(path) : undefined;
     if (explicitHandler === undefined && route === undefined) {
-      this.refuse(socket, 404, `No WebSocket route for ${path}`);
+      this.refuse(exchange, 404, `No WebSocket route for ${path}`);
       return null;
     }
     const opts: RouteOptions = { ...this.host.options, ...route?.options, ...context.route };
 
     let validated: ReturnType<typeof validateRequest>;
     try {
-      validated = validateRequest({
-        method: req.method ?? '',
-        httpVersion: req.httpVersion,
-        url,
-        headers: req.headers,
-      });
+      validated = exchange.validate();
     } catch (err) {
       if (!(err instanceof HandshakeError)) throw err;
-      this.refuse(socket, err.status, err.message, err.headers);
+      this.refuse(exchange, err.status, err.message, err.headers);
       return null;
     }
     // Capacity: checked before anything is built for this request, answered 503 with
@@ -109,7 +98,7 @@ export class Upgrader {
       ? 'The server is shutting down'
       : this.admission.busy(this.host.openConnections(), address);
     if (busy !== undefined) {
-      this.refuse(socket, 503, busy, { 'Retry-After': this.admission.retryAfter });
+      this.refuse(exchange, 503, busy, { 'Retry-After': this.admission.retryAfter });
       return null;
     }
 
@@ -133,13 +122,13 @@ export class Upgrader {
       }
       if (socket.destroyed) return null;
       if (!accepted) {
-        this.deny(socket, upgradeReq, opts);
+        this.deny(exchange, upgradeReq, opts);
         return null;
       }
       if (this.host.isClosing()) {
         // close() began while acceptConnection ran: it must not be outlived.
         const retry = { 'Retry-After': this.admission.retryAfter };
-        this.refuse(socket, 503, 'The server is shutting down', retry);
+        this.refuse(exchange, 503, 'The server is shutting down', retry);
         return null;
       }
 
@@ -155,13 +144,8 @@ export class Upgrader {
         }
       }
 
-      const response = buildAcceptResponse({
-        key: validated.key,
-        ...(protocol !== undefined ? { protocol } : {}),
-        extensions,
-      });
+      exchange.accept({ key: validated.key, ...(protocol !== undefined ? { protocol } : {}), extensions });
       this.timers.done(socket);
-      socket.write(response);
       const options = resolveConnectionOptions(opts);
       const ws = new WebSocket({
         side: 'server',
@@ -172,7 +156,8 @@ export class Upgrader {
         extensions,
         ...(compressor ? { compressor } : {}),
         path,
-        head,
+        head: exchange.head,
+        transport: exchange.transport,
         logger: opts.logger || opts.logLevel ? createLogger(opts.logger, opts.logLevel) : this.host.log,
         hub: this.host.hub,
       });
@@ -193,7 +178,7 @@ export class Upgrader {
     }
   }
 
-  private deny(socket: Duplex, req: UpgradeRequest, opts: RouteOptions): void {
+  private deny(exchange: UpgradeExchange, req: UpgradeRequest, opts: RouteOptions): void {
     let replied = false;
     const answer = (
       status: number,
@@ -203,7 +188,7 @@ export class Upgrader {
     ) => {
       if (replied) return;
       replied = true;
-      this.refuse(socket, status, body, headers, verbatim);
+      this.refuse(exchange, status, body, headers, verbatim);
     };
     // The hook's body is sent byte for byte.
     const reply: Reply = (status, body = '', headers) => answer(status, body, headers, true);
@@ -215,29 +200,17 @@ export class Upgrader {
     answer(403, 'Access denied', undefined, false); // the default, when the hook did not reply
   }
 
-  /** Answers with an HTTP error and closes the socket. */
+  /** Answers with an HTTP error and ends the exchange (the socket, or the stream). */
   refuse(
-    socket: Duplex,
+    exchange: UpgradeExchange,
     status: number,
     body: string,
     headers?: Record<string, string>,
     verbatim = false,
   ): void {
-    this.timers.done(socket);
-    this.host.log.debug({ status, body }, 'upgrade refused');
-    if (socket.destroyed) return;
-    let response: string;
-    try {
-      response = buildRejectionResponse(status, verbatim ? body : `${body}\n`, headers);
-    } catch {
-      response = buildRejectionResponse(500, 'Internal Server Error\n');
-    }
-    // The socket outlives this call while the answer drains: a reset now must not
-    // become an unhandled 'error' event.
-    socket.on('error', onEarlyError);
-    socket.end(response);
-    // Don't wait forever for a peer that doesn't read its answer.
-    setTimeout(() => socket.destroy(), 1000).unref();
+    this.timers.done(exchange.stream);
+    this.host.log.debug({ status, body, transport: exchange.transport }, 'upgrade refused');
+    exchange.refuse(status, verbatim ? body : `${body}\n`, headers);
   }
 }
 

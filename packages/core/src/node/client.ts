@@ -1,8 +1,9 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import type { ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
-import { type ExtensionOffer, formatExtensions } from '../protocol/extensions.js';
+import { formatExtensions } from '../protocol/extensions.js';
 import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
 import {
   acceptResponse,
@@ -10,8 +11,10 @@ import {
   type PerMessageDeflateOptions,
   validateDeflateOptions,
 } from '../protocol/permessage-deflate.js';
+import { answers, readBody, toOfferList } from './client-handshake.js';
 import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
+import { attemptHttp2 } from './http2-client.js';
 import { createLogger } from './logger.js';
 import { type ConnectionOptions, DEFAULTS, resolveConnectionOptions, type TlsOptions } from './options.js';
 import { defaultStages } from './stages.js';
@@ -50,9 +53,19 @@ export interface ClientOptions extends ConnectionOptions {
    * pair for tests, a tunnel). The handshake and everything after run over it.
    */
   createConnection?: () => Duplex;
+  /**
+   * WebSocket over HTTP/2 (RFC 8441): true requires it (h2 by ALPN for wss:, h2c with prior
+   * knowledge for ws:); 'auto' uses it when the server offers h2 and advertises
+   * SETTINGS_ENABLE_CONNECT_PROTOCOL, else the HTTP/1.1 Upgrade ('auto' on ws: is HTTP/1.1).
+   * Default false.
+   */
+  http2?: boolean | 'auto';
+  /**
+   * An open HTTP/2 session (from `http2.connect()`) to carry this WebSocket as one more
+   * stream: several WebSockets then share one TCP connection. The caller closes it.
+   */
+  http2Session?: ClientHttp2Session;
 }
-
-const MAX_ERROR_BODY = 64 * 1024;
 
 /** The hard cap on redirects followed by one connect(), whatever followRedirects says. */
 export const MAX_REDIRECTS = 20;
@@ -156,6 +169,11 @@ function attempt(
   const secure = url.protocol === 'wss:' || url.protocol === 'https:';
   if (!secure && url.protocol !== 'ws:' && url.protocol !== 'http:') {
     return Promise.reject(new SyntaxError(`Unsupported URL scheme ${url.protocol} (use ws: or wss:)`));
+  }
+  if ((options.http2 !== undefined && options.http2 !== false) || options.http2Session !== undefined) {
+    return attemptHttp2(url, options, connectionOptions, () =>
+      attempt(url, { ...options, http2: false }, connectionOptions),
+    );
   }
   const key = generateKey();
   const protocols = options.protocols ?? [];
@@ -307,36 +325,6 @@ function failUpgrade(socket: Duplex): void {
   socket.destroy();
 }
 
-/** Is `response` an acceptable answer to this one offer? (acceptResponse takes the first such.) */
-function answers(response: ExtensionOffer[], offer: PerMessageDeflateOptions): boolean {
-  try {
-    return acceptResponse(response, [offer]) !== null;
-  } catch {
-    return false;
-  }
-}
-
-function toOfferList(option: ClientOptions['perMessageDeflate']): PerMessageDeflateOptions[] {
-  if (option === undefined || option === false) return [];
-  if (option === true) return [{}];
-  return Array.isArray(option) ? option : [option];
-}
-
 function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
-}
-
-function readBody(res: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    res.on('data', (chunk: Buffer) => {
-      if (length >= MAX_ERROR_BODY) return;
-      chunks.push(chunk);
-      length += chunk.length;
-    });
-    res.on('end', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
-    res.on('error', reject);
-    res.on('close', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
-  });
 }

@@ -1,62 +1,77 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from './connection.js';
 import type { HandshakeTimers } from './handshake-timer.js';
 import type { Logger } from './logger.js';
 import type { Handler, UpgradeContext } from './server-types.js';
-import { createUpgradeResponse } from './upgrade-response.js';
-
-type HandleUpgrade = (
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-  handler: Handler,
-  context: UpgradeContext,
-) => Promise<WebSocket | null>;
+import type { RawUpgradeRequest, UpgradeExchange } from './upgrade-exchange.js';
 
 /** A WebSocketServer, as far as accept() needs one. */
 export interface UpgradeTarget {
-  handleUpgrade(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
+  /** @internal */
+  handleExchange(
+    exchange: UpgradeExchange,
     handler: Handler,
     context: UpgradeContext,
   ): Promise<WebSocket | null>;
 }
 
+/** The response a framework may refuse an upgrade with, and how to detach it before the handshake. */
+export interface UpgradeResponse<Res extends ServerResponse | Http2ServerResponse> {
+  res: Res;
+  release: () => void;
+}
+
 /**
  * An upgrade request that a web framework is routing (from `wss.beginUpgrade()`). The
  * framework runs its router, hooks and middleware with `req` and `res`: `res` writes an
- * ordinary HTTP answer onto the socket (a middleware's 401, the framework's 404 or error
- * page), after which the socket is closed. When a WebSocket route is reached, the
- * adapter calls `accept()`, and the core takes over: origin check and access hooks, the
- * 101 or the refusal, the connection and its handler. From the first byte to the answer,
- * the server's handshakeTimeout applies.
+ * ordinary HTTP answer (a middleware's 401, the framework's 404 or error page): onto the
+ * socket, which is then closed, or as the HTTP/2 response of the extended CONNECT stream.
+ * When a WebSocket route is reached, the adapter calls `accept()`, and the core takes
+ * over: origin check and access hooks, the acceptance or the refusal, the connection and
+ * its handler. From the first byte to the answer, the server's handshakeTimeout applies.
  */
-export class PendingUpgrade {
+export class PendingUpgrade<
+  Req extends RawUpgradeRequest = RawUpgradeRequest,
+  Res extends ServerResponse | Http2ServerResponse = ServerResponse | Http2ServerResponse,
+> {
   /** The HTTP response the framework may answer (refuse) the upgrade with. */
-  readonly res: ServerResponse;
+  readonly res: Res;
   private readonly release: () => void;
   private accepted = false;
 
   /** @internal Made by WebSocketServer.beginUpgrade(). */
   constructor(
-    readonly req: IncomingMessage,
-    readonly socket: Duplex,
-    readonly head: Buffer,
-    private readonly handleUpgrade: HandleUpgrade,
+    private readonly exchange: UpgradeExchange,
+    response: UpgradeResponse<Res>,
+    private readonly handleExchange: UpgradeTarget['handleExchange'],
     private readonly timers: HandshakeTimers,
     private readonly log: Logger,
   ) {
+    const socket = exchange.stream;
     // Node leaves an upgraded socket without 'error' listener: a reset while the
     // framework routes (or while a refusal drains) must not crash the process.
     socket.on('error', ignore);
     timers.track(socket);
-    const { res, release } = createUpgradeResponse(req, socket);
-    this.res = res;
-    this.release = release;
-    res.once('finish', () => timers.done(socket));
+    this.res = response.res;
+    this.release = response.release;
+    this.res.once('finish', () => timers.done(socket));
+  }
+
+  /** The request: an IncomingMessage (HTTP/1.1) or an Http2ServerRequest (RFC 8441). */
+  get req(): Req {
+    return this.exchange.req as Req;
+  }
+
+  /** The byte stream the WebSocket will use: the socket, or the HTTP/2 stream. */
+  get socket(): Duplex {
+    return this.exchange.stream;
+  }
+
+  /** 'http/1.1', or 'h2' for an extended CONNECT. */
+  get transport(): UpgradeExchange['transport'] {
+    return this.exchange.transport;
   }
 
   /** True once accept() ran, or the framework answered the request with `res`. */
@@ -84,10 +99,9 @@ export class PendingUpgrade {
     this.accepted = true;
     this.release();
     try {
-      if (server === undefined)
-        return await this.handleUpgrade(this.req, this.socket, this.head, handler, context);
+      if (server === undefined) return await this.handleExchange(this.exchange, handler, context);
       this.timers.done(this.socket); // the other server times the rest itself
-      return await server.handleUpgrade(this.req, this.socket, this.head, handler, context);
+      return await server.handleExchange(this.exchange, handler, context);
     } catch (err) {
       this.log.error({ err }, 'upgrade failed');
       this.socket.destroy();

@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import { globMatch } from '../protocol/glob.js';
+import type { RawUpgradeRequest } from './upgrade-exchange.js';
 import { describeUpgrade, type OriginPolicy, type UpgradeRequest } from './upgrade-request.js';
 
 const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443', 'ws:': '80', 'wss:': '443' };
@@ -41,7 +41,7 @@ export function originGuard(origins: OriginPolicy): (req: UpgradeRequest) => boo
 }
 
 /** Requests a route's origin guard let through: the guard replaced the default check. */
-const guarded = new WeakSet<IncomingMessage>();
+const guarded = new WeakSet<RawUpgradeRequest>();
 
 /**
  * The check behind the adapters' `originGuard()` middleware: is the Origin of `raw`
@@ -51,7 +51,7 @@ const guarded = new WeakSet<IncomingMessage>();
  * would refuse it. An explicit `acceptConnection` hook still runs.
  */
 export function guardOrigin(
-  raw: IncomingMessage,
+  raw: RawUpgradeRequest,
   origins: OriginPolicy,
   fields: { params?: Record<string, string> | undefined; url?: string | undefined } = {},
 ): boolean {

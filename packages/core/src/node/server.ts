@@ -1,4 +1,10 @@
-import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -10,10 +16,20 @@ import { answerPlainRequest, checkDeflateOption, Upgrader } from './accept-upgra
 import { type TopicHub, WebSocket } from './connection.js';
 import type { Fanout, FanoutTarget, PublishOptions } from './fanout.js';
 import { PendingUpgrade } from './framework-upgrade.js';
+import { Http2Exchange, refusalEndsStream } from './http2-exchange.js';
+import {
+  type AnyHttp2Server,
+  closeHttp2Server,
+  createHttp2Server,
+  isHttp2Server,
+  onExtendedConnect,
+} from './http2-server.js';
 import { createLogger, type Logger } from './logger.js';
 import { type Data, toPayload } from './message.js';
 import { DEFAULTS, resolveConnectionOptions } from './options.js';
 import type { Handler, RouteOptions, ServerOptions, UpgradeContext } from './server-types.js';
+import { Http1Exchange, type UpgradeExchange } from './upgrade-exchange.js';
+import { createUpgradeResponse } from './upgrade-response.js';
 
 export { deflateOptions } from './accept-upgrade.js';
 export { addressKey, SERVER_DEFAULTS } from './admission.js';
@@ -44,8 +60,8 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
   private readonly topicIndex = new Map<string, Set<WebSocket>>();
   private readonly log: Logger;
   private readonly upgrader: Upgrader;
-  private ownServer: HttpServer | HttpsServer | undefined;
-  private attached = new Set<HttpServer | HttpsServer>();
+  private ownServer: HttpServer | HttpsServer | AnyHttp2Server | undefined;
+  private attached = new Set<HttpServer | HttpsServer | AnyHttp2Server>();
   private closing = false;
   private fanoutHooks: Fanout | undefined;
 
@@ -180,8 +196,12 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
 
   // ---- serving -------------------------------------------------------------------------
 
-  /** Listens to `server`'s 'upgrade' events (and times out stalled handshakes). */
-  attach(server: HttpServer | HttpsServer): this {
+  /**
+   * Listens to `server`'s 'upgrade' events (and times out stalled handshakes). On an
+   * HTTP/2 server, also serves WebSockets over HTTP/2 (RFC 8441 extended CONNECT); with
+   * `allowHTTP1`, HTTP/1.1 Upgrades keep arriving as 'upgrade'.
+   */
+  attach(server: HttpServer | HttpsServer | AnyHttp2Server): this {
     if (this.attached.has(server)) return this;
     this.attached.add(server);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -190,6 +210,17 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
         socket.destroy();
       });
     });
+    if (isHttp2Server(server)) {
+      // The TLS handshakeTimeout covers the session; each stream is timed from its CONNECT.
+      onExtendedConnect(server, (req) => {
+        const exchange = new Http2Exchange(req);
+        this.handleExchange(exchange).catch((err: unknown) => {
+          this.log.error({ err }, 'extended CONNECT failed');
+          exchange.stream.destroy();
+        });
+      });
+      return this;
+    }
     const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
     const timers = this.upgrader.timers;
     server.on(event, (socket: Socket) => timers.track(socket));
@@ -197,17 +228,20 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
     return this;
   }
 
-  /** Starts a standalone http (or https, with `tls`) server for this WebSocketServer. */
-  async listen(port: number, host?: string): Promise<AddressInfo> {
+  /**
+   * Starts a standalone http (or https, with `tls`) server for this WebSocketServer.
+   * `http2: true`: an HTTP/2 server (h2 and HTTP/1.1 with `tls`, else h2c) serving RFC 8441.
+   */
+  async listen(port: number, host?: string, opts: { http2?: boolean } = {}): Promise<AddressInfo> {
     if (this.ownServer !== undefined) throw new Error('listen() was already called');
     const tls = this.options.tls;
-    const server = tls
-      ? createHttpsServer({
-          ...tls,
-          handshakeTimeout: this.options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
-        })
-      : createHttpServer();
-    server.on('request', answerPlainRequest);
+    const handshakeTimeout = this.options.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
+    let server: HttpServer | HttpsServer | AnyHttp2Server;
+    if (opts.http2 === true) server = createHttp2Server(tls, handshakeTimeout);
+    else {
+      server = tls ? createHttpsServer({ ...tls, handshakeTimeout }) : createHttpServer();
+      server.on('request', answerPlainRequest);
+    }
     this.ownServer = server;
     this.attach(server);
     await new Promise<void>((resolve, reject) => {
@@ -221,7 +255,7 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
   }
 
   /** The standalone server started by listen(), if any. */
-  get server(): HttpServer | HttpsServer | undefined {
+  get server(): HttpServer | HttpsServer | AnyHttp2Server | undefined {
     return this.ownServer;
   }
 
@@ -237,7 +271,16 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
     handler?: Handler,
     context: UpgradeContext = {},
   ): Promise<WebSocket | null> {
-    return this.upgrader.handle(req, socket, head, handler, context);
+    return this.upgrader.handle(new Http1Exchange(req, socket, head), handler, context);
+  }
+
+  /** @internal The handshake of one upgrade, over HTTP/1.1 or HTTP/2. */
+  handleExchange(
+    exchange: UpgradeExchange,
+    handler?: Handler,
+    context: UpgradeContext = {},
+  ): Promise<WebSocket | null> {
+    return this.upgrader.handle(exchange, handler, context);
   }
 
   /**
@@ -246,10 +289,57 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
    * `pending.accept(handler, context)`, which does everything else (origin check, 101 or
    * refusal, the connection). The handshakeTimeout runs from now.
    */
-  beginUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): PendingUpgrade {
-    const handle = (r: IncomingMessage, s: Duplex, h: Buffer, fn: Handler, c: UpgradeContext) =>
-      this.handleUpgrade(r, s, h, fn, c);
-    return new PendingUpgrade(req, socket, head, handle, this.upgrader.timers, this.log);
+  beginUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): PendingUpgrade<IncomingMessage, ServerResponse>;
+  /** The same for an extended CONNECT (RFC 8441), with the request and response Node made for it. */
+  beginUpgrade(
+    req: Http2ServerRequest,
+    res: Http2ServerResponse,
+  ): PendingUpgrade<Http2ServerRequest, Http2ServerResponse>;
+  beginUpgrade(
+    req: IncomingMessage | Http2ServerRequest,
+    socketOrRes: Duplex | Http2ServerResponse,
+    head?: Buffer,
+  ): PendingUpgrade {
+    const handle = (e: UpgradeExchange, fn: Handler, c: UpgradeContext) => this.handleExchange(e, fn, c);
+    const timers = this.upgrader.timers;
+    if (head === undefined) {
+      const res = socketOrRes as Http2ServerResponse;
+      const exchange = new Http2Exchange(req as Http2ServerRequest);
+      // Routers match GET routes: RFC 8441 §5 has the extended CONNECT stand for the GET of
+      // the HTTP/1.1 handshake. Only `method` says so; the headers keep :method CONNECT.
+      Object.defineProperty(req, 'method', {
+        value: 'GET',
+        configurable: true,
+        enumerable: true,
+        writable: true,
+      });
+      const response = { res, release: refusalEndsStream(res) };
+      return new PendingUpgrade(exchange, response, handle, timers, this.log);
+    }
+    const socket = socketOrRes as Duplex;
+    const exchange = new Http1Exchange(req as IncomingMessage, socket, head);
+    const response = createUpgradeResponse(req as IncomingMessage, socket);
+    return new PendingUpgrade(exchange, response, handle, timers, this.log);
+  }
+
+  /**
+   * For framework adapters: calls `route` with each upgrade request `server` receives, as
+   * a PendingUpgrade for the framework to route: HTTP/1.1 Upgrades ('upgrade') and, on an
+   * HTTP/2 server, extended CONNECTs (RFC 8441, advertised in the server's SETTINGS).
+   */
+  routeUpgrades(
+    server: HttpServer | HttpsServer | AnyHttp2Server,
+    route: (pending: PendingUpgrade) => void,
+  ): this {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      route(this.beginUpgrade(req, socket, head));
+    });
+    if (isHttp2Server(server)) onExtendedConnect(server, (req, res) => route(this.beginUpgrade(req, res)));
+    return this;
   }
 
   /**
@@ -263,7 +353,8 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
     await Promise.all(all);
     await this.fanoutHooks?.close?.();
     const server = this.ownServer;
-    if (server !== undefined) {
+    if (server !== undefined && isHttp2Server(server)) await closeHttp2Server(server);
+    else if (server !== undefined) {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections?.();

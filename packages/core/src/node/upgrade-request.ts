@@ -1,6 +1,7 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ExtensionOffer } from '../protocol/extensions.js';
 import { parseExtensions } from '../protocol/extensions.js';
+import type { RawUpgradeRequest } from './upgrade-exchange.js';
 
 /** What a handler and the access hooks learn about an upgrade request. */
 export interface UpgradeRequest {
@@ -11,8 +12,10 @@ export interface UpgradeRequest {
   query: URLSearchParams;
   /** Route parameters, filled by the framework adapters ({} otherwise). */
   params: Record<string, string>;
+  /** The request's header fields as received (over HTTP/2 with the pseudo-headers). */
   headers: IncomingHttpHeaders;
   origin: string | undefined;
+  /** The Host header, or over HTTP/2 the `:authority` (RFC 9113 §8.3.1). */
   host: string | undefined;
   remoteAddress: string | undefined;
   remotePort: number | undefined;
@@ -20,8 +23,8 @@ export interface UpgradeRequest {
   protocols: string[];
   /** Extensions the client offered. */
   extensions: ExtensionOffer[];
-  /** The underlying Node request. */
-  raw: IncomingMessage;
+  /** The underlying Node request: an IncomingMessage, or an Http2ServerRequest over HTTP/2. */
+  raw: RawUpgradeRequest;
 }
 
 /** A list of allowed Origin values (globs, '*' for any) or a predicate. */
@@ -42,7 +45,7 @@ export function originForm(target: string): string {
 }
 
 export function buildUpgradeRequest(
-  raw: IncomingMessage,
+  raw: RawUpgradeRequest,
   fields: {
     protocols: string[];
     extensions: ExtensionOffer[];
@@ -62,7 +65,7 @@ export function buildUpgradeRequest(
     params: fields.params ?? {},
     headers: raw.headers,
     origin: typeof origin === 'string' ? origin : undefined,
-    host: raw.headers.host,
+    host: hostOf(raw.headers),
     remoteAddress: raw.socket?.remoteAddress,
     remotePort: raw.socket?.remotePort,
     protocols: fields.protocols,
@@ -77,7 +80,7 @@ export function buildUpgradeRequest(
  * handshake itself refuses them later with 400.
  */
 export function describeUpgrade(
-  raw: IncomingMessage,
+  raw: RawUpgradeRequest,
   fields: { params?: Record<string, string> | undefined; url?: string | undefined } = {},
 ): UpgradeRequest {
   let extensions: ExtensionOffer[] = [];
@@ -95,4 +98,9 @@ export function describeUpgrade(
           .filter((p) => p !== '')
       : [];
   return buildUpgradeRequest(raw, { protocols, extensions, ...fields });
+}
+
+function hostOf(headers: IncomingHttpHeaders): string | undefined {
+  const authority = headers[':authority'];
+  return typeof authority === 'string' ? authority : headers.host;
 }

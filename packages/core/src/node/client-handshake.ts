@@ -1,0 +1,39 @@
+import type { IncomingMessage } from 'node:http';
+import type { ExtensionOffer } from '../protocol/extensions.js';
+import { acceptResponse, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
+
+/** Helpers shared by the HTTP/1.1 and the HTTP/2 (RFC 8441) client handshakes. */
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** Is `response` an acceptable answer to this one offer? (acceptResponse takes the first such.) */
+export function answers(response: ExtensionOffer[], offer: PerMessageDeflateOptions): boolean {
+  try {
+    return acceptResponse(response, [offer]) !== null;
+  } catch {
+    return false;
+  }
+}
+
+export function toOfferList(
+  option: boolean | PerMessageDeflateOptions | PerMessageDeflateOptions[] | undefined,
+): PerMessageDeflateOptions[] {
+  if (option === undefined || option === false) return [];
+  if (option === true) return [{}];
+  return Array.isArray(option) ? option : [option];
+}
+
+export function readBody(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    res.on('data', (chunk: Buffer) => {
+      if (length >= MAX_ERROR_BODY) return;
+      chunks.push(chunk);
+      length += chunk.length;
+    });
+    res.on('end', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
+    res.on('error', reject);
+    res.on('close', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
+  });
+}
