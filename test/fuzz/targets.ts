@@ -6,6 +6,8 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
+import { isToken } from '../../packages/core/src/protocol/extensions.js';
+import { isValidKey } from '../../packages/core/src/protocol/handshake.js';
 import {
   acceptResponse,
   buildAcceptResponse,
@@ -15,8 +17,6 @@ import {
   FrameParser,
   formatExtensions,
   HandshakeError,
-  isToken,
-  isValidKey,
   isValidWireCloseCode,
   negotiate,
   Protocol,

@@ -29,7 +29,12 @@ export {
 export { autoPing, autoPong } from './node/stages.js';
 export type { RawUpgradeRequest } from './node/upgrade-exchange.js';
 export type { OriginPolicy, UpgradeRequest } from './node/upgrade-request.js';
-export { CloseCode, closeCodeToReason, describeCloseCode, reasonToCloseCode } from './protocol/close-codes.js';
+export {
+  CloseCode,
+  closeCodeToReason,
+  describeCloseCode,
+  reasonToCloseCode,
+} from './protocol/close-codes.js';
 export { HandshakeError, InvalidStateError, WebSocketError } from './protocol/errors.js';
 export { type Frame, Opcode } from './protocol/frame.js';
 export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
