@@ -6,6 +6,11 @@ export class ClosedSignal {
   private resolve: ((info: CloseInfo) => void) | undefined;
   private info: CloseInfo | undefined;
 
+  /** `info`: the connection already closed. */
+  constructor(info?: CloseInfo) {
+    this.info = info;
+  }
+
   get closed(): Promise<CloseInfo> {
     this.promise ??=
       this.info !== undefined

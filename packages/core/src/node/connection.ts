@@ -75,7 +75,7 @@ export class WebSocket extends EventEmitter {
       localAddress: this.localAddress,
       localPort: this.localPort,
     } = link.remote);
-    this.on('newListener', (event: string | symbol) => link.newListener(event));
+    this.on('newListener', this.onNewListener);
     link.start(init.head);
   }
 
@@ -96,7 +96,7 @@ export class WebSocket extends EventEmitter {
    * open fragmented message).
    */
   get bufferedAmount(): number {
-    return this.link.bufferedAmount;
+    return this.link.sender.bufferedAmount;
   }
 
   /** Topics this connection is subscribed to (server side). */
@@ -248,6 +248,11 @@ export class WebSocket extends EventEmitter {
   /** A user handler failed: close with 1011 and report it. @internal */
   handlerFailed(err: unknown): void {
     this.link.handlerFailed(err);
+  }
+
+  /** A prototype method: EventEmitter calls it with `this` set to the connection. */
+  private onNewListener(event: string | symbol): void {
+    this.link.newListener(event);
   }
 
   override [EventEmitter.captureRejectionSymbol](err: unknown): void {

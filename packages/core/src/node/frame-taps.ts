@@ -7,8 +7,8 @@ type FrameTap = Frame[] & { wake?: () => void };
 const FRAME_TAP_LIMIT = 1024;
 
 export interface FrameTapsHost {
-  pauseReading(): void;
-  resumeReading(): void;
+  pauseForReaders(): void;
+  resumeForReaders(): void;
   /** The connection is closed: readers end once they have read what they had. */
   readonly ended: boolean;
 }
@@ -35,7 +35,7 @@ export class FrameTaps {
       // Once our Close is out, a slow reader must not hide the peer's Close.
       if (tap.length >= FRAME_TAP_LIMIT && !closing && !this.paused) {
         this.paused = true;
-        this.host.pauseReading();
+        this.host.pauseForReaders();
       }
     }
   }
@@ -49,7 +49,7 @@ export class FrameTaps {
   release(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.host.resumeReading();
+    this.host.resumeForReaders();
   }
 
   reader(): AsyncIterable<Frame> {

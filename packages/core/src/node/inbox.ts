@@ -2,8 +2,8 @@ import type { Message } from './message.js';
 
 /** What the inbox asks of its connection: stop and restart reading the socket. */
 export interface InboxHost {
-  pauseReading(): void;
-  resumeReading(): void;
+  pauseForInbox(): void;
+  resumeForInbox(): void;
 }
 
 /**
@@ -61,7 +61,7 @@ export class Inbox {
     this.messages.push(msg);
     if (this.messages.length >= this.limit && !this.paused) {
       this.paused = true;
-      this.host.pauseReading();
+      this.host.pauseForInbox();
     }
     return true;
   }
@@ -103,7 +103,7 @@ export class Inbox {
   release(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.host.resumeReading();
+    this.host.resumeForInbox();
   }
 
   handlerStarted(): void {

@@ -51,7 +51,7 @@ export class Link<W extends LinkOwner> {
   readonly compressor: MessageCompressor | undefined;
   readonly sender: SendQueue<W>;
   readonly stageRunner: StageRunner<W>;
-  private readonly timers: ClosingTimers;
+  private closingTimers: ClosingTimers | undefined;
   private readonly rateLimiter: RateLimiter | undefined;
   // Parts that most connections never use are created on first use.
   private inboxState: Inbox | undefined;
@@ -59,7 +59,8 @@ export class Link<W extends LinkOwner> {
   /** Why reading is paused: Paused flags; reading resumes once none is left. */
   private pausedFor = 0;
   private processing = false;
-  private readonly closedSignal = new ClosedSignal();
+  private closedSignal: ClosedSignal | undefined;
+  private closeInfo: CloseInfo | undefined;
   /** The connection is gone. */
   finished = false;
   /** When bytes last arrived (connectionTimeout). */
@@ -92,15 +93,7 @@ export class Link<W extends LinkOwner> {
       ...{ socket: this.socket, protocol: this.proto, compressor: init.compressor },
       ...{ host: this, log: this.log, maxBufferedAmount, onBackpressure, owner },
     });
-    const link = this;
-    this.stageRunner = new StageRunner<W>(owner, this.proto, {
-      pauseReading: () => this.pauseReading(Paused.FRAMES),
-      resumeReading: () => this.resumeReading(Paused.FRAMES),
-      get ended() {
-        return link.finished;
-      },
-    });
-    this.timers = new ClosingTimers(this, this.clock, this.opts.closeTimeout);
+    this.stageRunner = new StageRunner<W>(owner, this.proto, this);
     if (this.opts.rateLimit !== undefined) this.rateLimiter = new RateLimiter(this.opts.rateLimit);
     bindSocket(this.socket, this);
     for (const stage of init.stages ?? []) this.stageRunner.use(stage, true);
@@ -114,25 +107,17 @@ export class Link<W extends LinkOwner> {
 
   // ---- introspection -------------------------------------------------------------------
 
-  get readyState(): ReadyState {
-    return this.proto.state;
-  }
-
   /** Settles when the TCP connection is gone, with how it closed. */
   get closed(): Promise<CloseInfo> {
+    this.closedSignal ??= new ClosedSignal(this.closeInfo);
     return this.closedSignal.closed;
-  }
-
-  /** Bytes queued for the peer and not yet written to the network (see SendQueue). */
-  get bufferedAmount(): number {
-    return this.sender.bufferedAmount;
   }
 
   // ---- sending -------------------------------------------------------------------------
 
   /** Sends a Ping; resolves with the round-trip time in ms when its Pong arrives. */
   ping(data?: Data): Promise<number> {
-    if (!this.proto.canSendControl || this.finished) return rejected(notOpen(this.readyState));
+    if (!this.proto.canSendControl || this.finished) return rejected(notOpen(this.proto.state));
     this.pings ??= new PingTracker();
     try {
       const payload = data === undefined ? this.pings.nextPayload() : toPayload(data);
@@ -160,7 +145,7 @@ export class Link<W extends LinkOwner> {
     if (msg !== undefined) return Promise.resolve(msg);
     const closing = this.proto.closeReceived !== undefined && !this.proto.closeReplyPending;
     if (this.finished || closing || this.proto.failure) {
-      this.timers.checkSettled();
+      this.closingTimers?.checkSettled();
       return Promise.resolve(null);
     }
     return this.inbox.wait();
@@ -175,7 +160,7 @@ export class Link<W extends LinkOwner> {
       {
         concurrency,
         failed: (err) => this.handlerFailed(err),
-        settled: () => this.timers.checkSettled(),
+        settled: () => this.closingTimers?.checkSettled(),
       },
     );
   }
@@ -183,10 +168,7 @@ export class Link<W extends LinkOwner> {
   // ---- internals: inbound --------------------------------------------------------------
 
   private get inbox(): Inbox {
-    this.inboxState ??= new Inbox(this.opts.maxQueuedMessages, {
-      pauseReading: () => this.pauseReading(Paused.INBOX),
-      resumeReading: () => this.resumeReading(Paused.INBOX),
-    });
+    this.inboxState ??= new Inbox(this.opts.maxQueuedMessages, this);
     return this.inboxState;
   }
 
@@ -307,7 +289,29 @@ export class Link<W extends LinkOwner> {
     queueMicrotask(() => this.processInbound());
   }
 
+  /** The closing deadlines, created when closing starts. */
+  private get timers(): ClosingTimers {
+    this.closingTimers ??= new ClosingTimers(this, this.clock, this.opts.closeTimeout);
+    return this.closingTimers;
+  }
+
   // ---- internals: hooks of the parts (@internal, not part of the API) -------------------
+
+  pauseForInbox(): void {
+    this.pauseReading(Paused.INBOX);
+  }
+
+  resumeForInbox(): void {
+    this.resumeReading(Paused.INBOX);
+  }
+
+  pauseForReaders(): void {
+    this.pauseReading(Paused.FRAMES);
+  }
+
+  resumeForReaders(): void {
+    this.resumeReading(Paused.FRAMES);
+  }
 
   socketData(chunk: Buffer): void {
     this.lastActivity = this.clock.now();
@@ -356,7 +360,7 @@ export class Link<W extends LinkOwner> {
   }
 
   idle(): void {
-    this.timers.checkSettled();
+    this.closingTimers?.checkSettled();
   }
 
   /** The consumers are done with what was delivered, and no send waits. */
@@ -398,7 +402,7 @@ export class Link<W extends LinkOwner> {
     this.finished = true;
     this.proto.connectionLost();
     IdleTimer.stop(this, this.opts.connectionTimeout, this.clock);
-    this.timers.clear();
+    this.closingTimers?.clear();
     this.stageRunner.close();
     this.compressor?.close();
     if (!this.socket.destroyed) this.socket.destroy();
@@ -415,7 +419,8 @@ export class Link<W extends LinkOwner> {
     this.owner.linkClosed();
     this.inboxState?.end();
     this.log.debug(info, 'connection closed');
-    this.closedSignal.settle(info);
+    this.closeInfo = info;
+    this.closedSignal?.settle(info);
     try {
       this.owner.emit('close', info.code, info.reason);
     } catch (err) {
