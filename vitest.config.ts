@@ -13,6 +13,8 @@ export default defineConfig({
       { find: /^@wskit\/koa$/, replacement: src('./packages/koa/src/index.ts') },
       { find: /^@wskit\/fastify$/, replacement: src('./packages/fastify/src/index.ts') },
       { find: /^@wskit\/redis$/, replacement: src('./packages/redis/src/index.ts') },
+      { find: /^@wskit\/metrics\/otel$/, replacement: src('./packages/metrics/src/otel.ts') },
+      { find: /^@wskit\/metrics$/, replacement: src('./packages/metrics/src/index.ts') },
     ],
   },
   test: {

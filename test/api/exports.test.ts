@@ -3,6 +3,9 @@ import { exportedNames } from './export-names.js';
 
 // The public API of every package, values and types. A change here is a change of the
 // public contract: make it on purpose, and say so in CHANGELOG.md.
+const METRICS_NAMES = ['collectMetrics', 'observe', 'CollectMetricsOptions', 'MetricsCollector'];
+METRICS_NAMES.push('CloseSide', 'Direction', 'Sink');
+
 const PINNED: Record<string, string[]> = {
   'packages/core/src/index.ts': [
     ...['WebSocketServer', 'WebSocket', 'connect', 'Message', 'autoPing', 'autoPong'],
@@ -15,6 +18,11 @@ const PINNED: Record<string, string[]> = {
     ...['Transport', 'Stage', 'Frame', 'Logger', 'LogLevel', 'UpgradeRequest', 'UpgradeContext'],
     ...['Handler', 'AccessHooks', 'Reply', 'OriginPolicy', 'PendingUpgrade', 'RawUpgradeRequest'],
     ...['Fanout', 'FanoutTarget', 'PublishOptions'],
+    // observability
+    ...['CHANNELS', 'TRACING_CHANNELS', 'ServerStats', 'BackpressureEvent', 'ConnectionCloseEvent'],
+    ...['ConnectionOpenEvent', 'HandlerErrorEvent', 'HandshakeAcceptEvent', 'HandshakeRefuseEvent'],
+    ...['HandshakeStartEvent', 'HandshakeTraceContext', 'MessageEvent', 'MessageTraceContext'],
+    ...['PingRttEvent', 'ProtocolErrorEvent'],
   ],
   'packages/core/src/protocol/index.ts': [
     ...['Protocol', 'END_OF_STREAM', 'ReadyState', 'FrameParser', 'MessageAssembler', 'encodeFrame'],
@@ -49,6 +57,7 @@ const PINNED: Record<string, string[]> = {
     ...['RedisFanout', 'RedisFanoutOptions', 'RedisClientTemplate', 'FanoutStats'],
     ...['Publisher', 'PublisherOptions', 'PublishReport'],
   ],
+  'packages/metrics/src/index.ts': METRICS_NAMES,
   'packages/cli/src/index.ts': [
     ...['main', 'createProgram', 'runServe', 'runConnect', 'runBench'],
     ...['CliIo', 'ProgramResult', 'ServeOptions', 'ServeHandle', 'ConnectOptions', 'BenchOptions'],

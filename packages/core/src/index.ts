@@ -10,6 +10,21 @@ export type {
 } from './node/connection.js';
 export { WebSocket } from './node/connection.js';
 export { zlibLimiter } from './node/deflate.js';
+export { CHANNELS, TRACING_CHANNELS } from './node/diagnostics.js';
+export type {
+  BackpressureEvent,
+  ConnectionCloseEvent,
+  ConnectionOpenEvent,
+  HandlerErrorEvent,
+  HandshakeAcceptEvent,
+  HandshakeRefuseEvent,
+  HandshakeStartEvent,
+  HandshakeTraceContext,
+  MessageEvent,
+  MessageTraceContext,
+  PingRttEvent,
+  ProtocolErrorEvent,
+} from './node/diagnostics-types.js';
 export type { Fanout, FanoutTarget, PublishOptions } from './node/fanout.js';
 export type { PendingUpgrade } from './node/framework-upgrade.js';
 export { createLogger, type Logger, type LogLevel } from './node/logger.js';
@@ -27,6 +42,7 @@ export {
   WebSocketServer,
 } from './node/server.js';
 export { autoPing, autoPong } from './node/stages.js';
+export type { ServerStats } from './node/stats.js';
 export type { RawUpgradeRequest } from './node/upgrade-exchange.js';
 export type { OriginPolicy, UpgradeRequest } from './node/upgrade-request.js';
 export {

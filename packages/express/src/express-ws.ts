@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createLogger, WebSocketServer } from '@wskit/core';
+import { createLogger, type UpgradeContext, WebSocketServer } from '@wskit/core';
 import type { Request } from 'express';
 import {
   isRouter,
@@ -154,12 +154,31 @@ function upgradeHandler(
     // Inside a mounted router req.url is relative to the mount point; the handshake (and
     // ws.path, UpgradeRequest.url) should see the URL the client asked for.
     if (typeof req.originalUrl === 'string') req.url = req.originalUrl;
-    const params = stringParams(req.params);
-    const context = routeOptions === undefined ? { params } : { params, route: routeOptions };
+    const context: UpgradeContext = { params: stringParams(req.params) };
+    if (routeOptions !== undefined) context.route = routeOptions;
+    context.pattern = routePattern(req); // labels stats and metrics
     // `bound`: a route of another expressWs() instance (a mounted sub-app) uses its server.
     const server = bound === undefined || bound === state.wss ? undefined : bound;
     void state.pending.accept((ws) => handler(ws, req), context, server);
   } as Middleware;
+}
+
+/**
+ * The pattern of the matched route ('/api/rooms/:room'), with its routers' mount paths; a
+ * mount path segment that is a parameter's value (routers with mergeParams) is put back as
+ * ':name', so that labels stay bounded.
+ */
+function routePattern(req: Request): string {
+  const path = (req as { route?: { path?: unknown } }).route?.path;
+  const byValue = new Map<string, string>();
+  for (const [name, value] of Object.entries((req.params ?? {}) as Record<string, unknown>)) {
+    if (typeof value === 'string' && value !== '') byValue.set(value, `:${name}`);
+  }
+  const base = (req.baseUrl ?? '')
+    .split('/')
+    .map((segment) => byValue.get(segment) ?? segment)
+    .join('/');
+  return `${base}${typeof path === 'string' ? path : ''}`;
 }
 
 function parseArguments(args: unknown[]): {

@@ -218,6 +218,32 @@ describe('routing', () => {
     expect((await refused(`${base}/api/live`)).response?.status).toBe(404);
   });
 
+  it('labels connections with the route pattern, mount paths included (stats, metrics)', async () => {
+    const { app, wss, listen } = setup(express());
+    const api = express.Router() as WebSocketRouter;
+    api.ws('/live/:id', () => {});
+    const nested = express.Router({ mergeParams: true }) as WebSocketRouter;
+    nested.ws('/feed', () => {});
+    api.use('/orgs/:org', nested);
+    app.use('/api', api);
+    app.ws('/top', () => {});
+    const base = await listen();
+    for (const path of ['/api/live/7', '/api/live/8', '/api/orgs/acme/feed', '/top'])
+      await open(`${base}${path}`);
+    await waitFor(() => wss.clients.size === 4);
+    expect([...wss.clients].map((ws) => ws.route).sort()).toEqual([
+      '/api/live/:id',
+      '/api/live/:id',
+      '/api/orgs/:org/feed',
+      '/top',
+    ]);
+    expect(wss.stats().connectionsByRoute).toEqual({
+      '/api/live/:id': 2,
+      '/api/orgs/:org/feed': 1,
+      '/top': 1,
+    });
+  });
+
   it('adds ws() to routers made before expressWs() and through applyTo()', async () => {
     const early = express.Router();
     const app = express();

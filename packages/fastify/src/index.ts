@@ -66,6 +66,7 @@ const plugin: FastifyPluginAsync<WsPluginOptions> = async (fastify, options) => 
           {
             params: (request.params ?? {}) as Record<string, string>,
             ...(routeOptions ? { route: routeOptions } : {}),
+            pattern: route.url, // diag: the route pattern labels stats and metrics
           },
         )
         .then(() => undefined);

@@ -48,6 +48,21 @@ describe('@wskit/fastify', () => {
     expect((await ws.receive())?.text()).toBe('HEY');
   });
 
+  it('labels connections with the route pattern, prefixes included (stats, metrics)', async () => {
+    const app = await build();
+    app.get('/chat/:room', { websocket: true }, () => {});
+    await app.register(
+      async (child) => {
+        child.get('/feed/*', { websocket: true }, () => {});
+      },
+      { prefix: '/v1' },
+    );
+    const url = await listen(app);
+    for (const path of ['/chat/a', '/chat/b', '/v1/feed/x/y']) await open(`${url}${path}`);
+    await expect.poll(() => app.websocketServer.clients.size).toBe(3);
+    expect(app.websocketServer.stats().connectionsByRoute).toEqual({ '/chat/:room': 2, '/v1/feed/*': 1 });
+  });
+
   it('works with fastify.route and serves HTTP and WebSocket on one route', async () => {
     const app = await build();
     app.route({

@@ -158,7 +158,12 @@ async function upgradeWith(
       }
       return result instanceof Promise ? result.then(() => {}, report) : undefined;
     },
-    { ...(params ? { params } : {}), ...(routeOptions ? { route: routeOptions } : {}) },
+    {
+      ...(params ? { params } : {}),
+      ...(routeOptions ? { route: routeOptions } : {}),
+      // @koa/router's pattern of the matched route ('/chat/:id'), for stats and metrics labels.
+      pattern: (ctx as Context & { _matchedRoute?: unknown })._matchedRoute?.toString() ?? '', // diag
+    },
   );
 }
 

@@ -59,6 +59,21 @@ describe('@wskit/koa', () => {
     expect((await ws.receive())?.text()).toBe('room=42');
   });
 
+  it("labels connections with @koa/router's route pattern (stats, metrics)", async () => {
+    const app = koaWs(new Koa());
+    const router = new Router();
+    router.get(
+      '/chat/:room',
+      websocket(() => {}),
+    );
+    app.use(router.routes());
+    app.ws.use(() => {}); // app.ws connections have no router pattern: ''
+    const { url } = await start(app);
+    for (const path of ['/chat/1', '/chat/2', '/elsewhere']) await open(`${url}${path}`);
+    await expect.poll(() => app.ws.wss.clients.size).toBe(3);
+    expect(app.ws.wss.stats().connectionsByRoute).toEqual({ '/chat/:room': 2, '': 1 });
+  });
+
   it('a route serves plain HTTP and WebSocket on the same path', async () => {
     const app = koaWs(new Koa());
     const router = new Router();

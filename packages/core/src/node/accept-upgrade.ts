@@ -10,12 +10,15 @@ import {
 import { Admission } from './admission.js';
 import { type TopicHub, WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
+import type { DiagnosticsServer } from './diagnostics.js';
+import * as diag from './diagnostics.js';
 import { HandshakeTimers } from './handshake-timer.js';
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULTS, type DeflateOption, resolveConnectionOptions } from './options.js';
 import { defaultAcceptance } from './origin-guard.js';
 import type { Handler, Reply, RouteOptions, ServerOptions, UpgradeContext } from './server-types.js';
 import { defaultStages } from './stages.js';
+import type { ServerTotals } from './stats.js';
 import type { UpgradeExchange } from './upgrade-exchange.js';
 import { buildUpgradeRequest, originForm, type UpgradeRequest } from './upgrade-request.js';
 
@@ -26,9 +29,12 @@ export interface UpgradeHost {
   readonly hub: TopicHub;
   isClosing(): boolean;
   openConnections(): number;
-  findRoute(path: string): { handler: Handler; options: RouteOptions } | undefined;
+  findRoute(path: string): { pattern: string; handler: Handler; options: RouteOptions } | undefined;
   /** A connection completed its handshake. */
   opened(ws: WebSocket): void;
+  /** Handshake counters (stats()) and the server named in diagnostics events. */
+  readonly totals: ServerTotals;
+  readonly server: DiagnosticsServer;
 }
 
 /**
@@ -57,7 +63,10 @@ export class Upgrader {
     this.timers.track(socket);
     socket.on('error', onEarlyError);
     try {
-      return await this.upgrade(exchange, handler, context);
+      const req = exchange.req as IncomingMessage;
+      if (diag.handshakeObserved()) diag.publishHandshakeStart(this.host.server, req, socket);
+      const upgrade = () => this.upgrade(exchange, handler, context);
+      return await diag.traceHandshake(this.host.server, req, socket, upgrade);
     } catch (err) {
       this.host.log.error({ err }, 'unexpected error during the handshake');
       this.refuse(exchange, 500, 'Internal Server Error');
@@ -160,8 +169,12 @@ export class Upgrader {
         transport: exchange.transport,
         logger: opts.logger || opts.logLevel ? createLogger(opts.logger, opts.logLevel) : this.host.log,
         hub: this.host.hub,
+        route: route?.pattern ?? context.pattern ?? '',
       });
       this.host.opened(ws);
+      this.host.totals.accepted++;
+      if (diag.handshakeObserved())
+        diag.publishHandshakeAccept(this.host.server, exchange.req as IncomingMessage, socket, ws);
       ticket.adopt(ws);
       this.host.log.debug({ path, remote: ws.remoteAddress, protocol, extensions }, 'connection open');
 
@@ -209,6 +222,9 @@ export class Upgrader {
     verbatim = false,
   ): void {
     this.timers.done(exchange.stream);
+    this.host.totals.refused++;
+    if (diag.handshakeObserved())
+      diag.publishHandshakeRefuse(this.host.server, exchange.stream, status, body);
     this.host.log.debug({ status, body, transport: exchange.transport }, 'upgrade refused');
     exchange.refuse(status, verbatim ? body : `${body}\n`, headers);
   }

@@ -49,8 +49,11 @@ export interface StageOf<W> {
 export interface TopicHubOf<W> {
   subscribe(ws: W, topic: string): void;
   unsubscribe(ws: W, topic: string): void;
-  /** Called once when the connection is closed (before its 'close' event). */
-  connectionClosed?(ws: W): void;
+  /**
+   * Called once when the connection is closed (before its 'close' event), with how it
+   * closed, the code of the Close we sent, and whether the peer's arrived.
+   */
+  connectionClosed?(ws: W, info: CloseInfo, sentCode?: number, receivedClose?: boolean): void;
 }
 
 /** A connection's options with every default applied (see options.ts). */
@@ -87,4 +90,6 @@ export interface ConnectionInitOf<W> {
   clock?: Clock;
   /** How the connection arrived. Default 'http/1.1'. */
   transport?: Transport;
+  /** The route pattern the server matched (stats and diagnostics labels). */
+  route?: string;
 }

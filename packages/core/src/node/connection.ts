@@ -11,6 +11,7 @@ import type {
   TopicHubOf,
   Transport,
 } from './connection-types.js';
+import { channels, publishConnectionOpen } from './diagnostics.js';
 import { Link } from './link.js';
 import { type Data, type Message, toPayload } from './message.js';
 import { notOpen, rejected } from './promises.js';
@@ -53,6 +54,20 @@ export class WebSocket extends EventEmitter {
   readonly localPort: number | undefined;
   /** Round-trip time of the last answered ping, in ms (undefined before the first). */
   rtt: number | undefined;
+  /** The route pattern that accepted this connection ('' when none: clients, adapters without one). */
+  readonly route: string;
+  /** Data messages received. (Counters: read them, don't write them.) */
+  messagesReceived = 0;
+  /** Data messages sent (a fragmented message counts once, when its last fragment goes). */
+  messagesSent = 0;
+  /** Payload bytes of the data messages received (after inflation). */
+  bytesReceived = 0;
+  /** Payload bytes of the data messages sent (before deflation). */
+  bytesSent = 0;
+  /** performance.now() when the connection opened. */
+  readonly openedAt = performance.now();
+  /** The peer's Close arrived before we sent one. @internal */
+  peerClosedFirst = false;
 
   private readonly link: Link<WebSocket>;
   private readonly hub: TopicHub | undefined;
@@ -67,6 +82,7 @@ export class WebSocket extends EventEmitter {
     this.path = init.path ?? '/';
     this.transport = init.transport ?? 'http/1.1';
     this.hub = init.hub;
+    this.route = init.route ?? '';
     const link = new Link<WebSocket>(this, init);
     this.link = link;
     ({
@@ -76,6 +92,7 @@ export class WebSocket extends EventEmitter {
       localPort: this.localPort,
     } = link.remote);
     this.on('newListener', this.onNewListener);
+    if (channels.connectionOpen.hasSubscribers) publishConnectionOpen(this);
     link.start(init.head);
   }
 
@@ -235,9 +252,9 @@ export class WebSocket extends EventEmitter {
   }
 
   /** The connection closed: it leaves its topics and its server. @internal */
-  linkClosed(): void {
+  linkClosed(info: CloseInfo, sentCode: number | undefined, receivedClose: boolean): void {
     if (this.topicSet !== undefined) for (const topic of this.topicSet) this.hub?.unsubscribe(this, topic);
-    this.hub?.connectionClosed?.(this);
+    this.hub?.connectionClosed?.(this, info, sentCode, receivedClose);
   }
 
   /** A frame encoded once for many connections (publish); false when not taken. @internal */

@@ -7,8 +7,8 @@ type FrameTap = Frame[] & { wake?: () => void };
 const FRAME_TAP_LIMIT = 1024;
 
 export interface FrameTapsHost {
-  pauseForReaders(): void;
-  resumeForReaders(): void;
+  pauseReading(reason: number): void;
+  resumeReading(reason: number): void;
   /** The connection is closed: readers end once they have read what they had. */
   readonly ended: boolean;
 }
@@ -21,10 +21,12 @@ export interface FrameTapsHost {
 export class FrameTaps {
   private readonly taps = new Set<FrameTap>();
   private readonly host: FrameTapsHost;
+  private readonly reason: number;
   private paused = false;
 
-  constructor(host: FrameTapsHost) {
+  constructor(host: FrameTapsHost, reason: number) {
     this.host = host;
+    this.reason = reason;
   }
 
   /** Hands a frame to every reader; `closing`: our Close is out, never hold reading back. */
@@ -35,7 +37,7 @@ export class FrameTaps {
       // Once our Close is out, a slow reader must not hide the peer's Close.
       if (tap.length >= FRAME_TAP_LIMIT && !closing && !this.paused) {
         this.paused = true;
-        this.host.pauseForReaders();
+        this.host.pauseReading(this.reason);
       }
     }
   }
@@ -49,7 +51,7 @@ export class FrameTaps {
   release(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.host.resumeForReaders();
+    this.host.resumeReading(this.reason);
   }
 
   reader(): AsyncIterable<Frame> {

@@ -1,9 +1,9 @@
 import type { Message } from './message.js';
 
 /** What the inbox asks of its connection: stop and restart reading the socket. */
-export interface InboxHost {
-  pauseForInbox(): void;
-  resumeForInbox(): void;
+export interface ReadingHost {
+  pauseReading(reason: number): void;
+  resumeReading(reason: number): void;
 }
 
 /**
@@ -15,7 +15,9 @@ export interface InboxHost {
  */
 export class Inbox {
   private readonly limit: number;
-  private readonly host: InboxHost;
+  private readonly host: ReadingHost;
+  /** The pause reason the inbox stands for. */
+  private readonly reason: number;
   private messages: Message[] = [];
   private waiters: Array<(msg: Message | null) => void> | undefined;
   private paused = false;
@@ -24,9 +26,10 @@ export class Inbox {
   /** consume() handlers still running. */
   private busy = 0;
 
-  constructor(limit: number, host: InboxHost) {
+  constructor(limit: number, host: ReadingHost, reason: number) {
     this.limit = limit;
     this.host = host;
+    this.reason = reason;
   }
 
   get size(): number {
@@ -61,7 +64,7 @@ export class Inbox {
     this.messages.push(msg);
     if (this.messages.length >= this.limit && !this.paused) {
       this.paused = true;
-      this.host.pauseForInbox();
+      this.host.pauseReading(this.reason);
     }
     return true;
   }
@@ -103,7 +106,7 @@ export class Inbox {
   release(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.host.resumeForInbox();
+    this.host.resumeReading(this.reason);
   }
 
   handlerStarted(): void {

@@ -4,8 +4,8 @@ import type { MessageCompressor } from './compressor.js';
 
 /** What inflation needs from its connection. */
 export interface InflateHost {
-  /** Stop reading the socket: bytes arriving meanwhile would pile up in the parser. */
-  pauseForInflate(): void;
+  /** Stop reading the socket: bytes arriving meanwhile would pile up in the parser. `compressed`: input bytes. */
+  pauseForInflate(compressed: number): void;
   /** Inflation is over (done or failed): read and process again. */
   inflateDone(): void;
   readonly ended: boolean;
@@ -24,8 +24,8 @@ const EMPTY = Buffer.alloc(0);
 export function createInflater(proto: Protocol, compressor: MessageCompressor, host: InflateHost): Inflater {
   return {
     inflate(payloads, fin, limit) {
-      host.pauseForInflate();
       const data = payloads.length === 1 ? (payloads[0] as Buffer) : payloads;
+      host.pauseForInflate(payloads.reduce((n, p) => n + p.length, 0));
       compressor
         .decompress(data, fin, limit, (chunk) => {
           proto.receiveInflated(chunk, false);

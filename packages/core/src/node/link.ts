@@ -8,6 +8,8 @@ import { ClosedSignal } from './closed-signal.js';
 import { ClosingTimers } from './closing-timers.js';
 import type { MessageCompressor } from './compressor.js';
 import type { CloseInfo, ConnectionInitOf, ConnectionSettings } from './connection-types.js';
+import * as diag from './diagnostics.js';
+import { channels, type ObservedConnection, tracing } from './diagnostics.js';
 import { IdleTimer } from './idle-timer.js';
 import { consumeInOrder, Inbox } from './inbox.js';
 import { createInflater } from './inflater.js';
@@ -21,12 +23,11 @@ import { bindSocket } from './socket-bridge.js';
 import { StageRunner } from './stage-runner.js';
 import { type Clock, systemClock } from './timer-wheel.js';
 
-/** The public connection object a Link works for: its events and its rtt. */
-export interface LinkOwner {
+/** The public connection object a Link works for: its events, rtt and counters. */
+export interface LinkOwner extends ObservedConnection {
   rtt: number | undefined;
-  /** The connection closed; its 'close' event comes next. */
-  linkClosed(): void;
-  emit(event: string | symbol, ...args: unknown[]): boolean;
+  /** The connection closed (how, the code we sent, whether the peer's Close came); 'close' comes next. */
+  linkClosed(info: CloseInfo, sentCode: number | undefined, receivedClose: boolean): void;
   listenerCount(event: string | symbol): number;
 }
 
@@ -59,6 +60,8 @@ export class Link<W extends LinkOwner> {
   /** Why reading is paused: Paused flags; reading resumes once none is left. */
   private pausedFor = 0;
   private processing = false;
+  /** Compressed bytes of the message being received (diagnostics). */
+  private compressedIn = 0;
   private closedSignal: ClosedSignal | undefined;
   private closeInfo: CloseInfo | undefined;
   /** The connection is gone. */
@@ -93,7 +96,7 @@ export class Link<W extends LinkOwner> {
       ...{ socket: this.socket, protocol: this.proto, compressor: init.compressor },
       ...{ host: this, log: this.log, maxBufferedAmount, onBackpressure, owner },
     });
-    this.stageRunner = new StageRunner<W>(owner, this.proto, this);
+    this.stageRunner = new StageRunner<W>(owner, this.proto, this, Paused.FRAMES);
     if (this.opts.rateLimit !== undefined) this.rateLimiter = new RateLimiter(this.opts.rateLimit);
     bindSocket(this.socket, this);
     for (const stage of init.stages ?? []) this.stageRunner.use(stage, true);
@@ -105,15 +108,11 @@ export class Link<W extends LinkOwner> {
     if (head !== undefined && head.length > 0) this.socketData(head);
   }
 
-  // ---- introspection -------------------------------------------------------------------
-
   /** Settles when the TCP connection is gone, with how it closed. */
   get closed(): Promise<CloseInfo> {
     this.closedSignal ??= new ClosedSignal(this.closeInfo);
     return this.closedSignal.closed;
   }
-
-  // ---- sending -------------------------------------------------------------------------
 
   /** Sends a Ping; resolves with the round-trip time in ms when its Pong arrives. */
   ping(data?: Data): Promise<number> {
@@ -156,7 +155,7 @@ export class Link<W extends LinkOwner> {
     return consumeInOrder(
       this.inbox,
       () => this.receive(),
-      (msg) => handler(msg, this.owner),
+      (msg) => diag.runHandler(this.owner, msg, handler),
       {
         concurrency,
         failed: (err) => this.handlerFailed(err),
@@ -168,7 +167,7 @@ export class Link<W extends LinkOwner> {
   // ---- internals: inbound --------------------------------------------------------------
 
   private get inbox(): Inbox {
-    this.inboxState ??= new Inbox(this.opts.maxQueuedMessages, this);
+    this.inboxState ??= new Inbox(this.opts.maxQueuedMessages, this, Paused.INBOX);
     return this.inboxState;
   }
 
@@ -205,6 +204,8 @@ export class Link<W extends LinkOwner> {
     switch (event.type) {
       case 'message': {
         const msg = new Message(event.opcode === Opcode.TEXT ? 'text' : 'binary', event.data);
+        diag.noteReceived(this.owner, msg, this.compressedIn);
+        this.compressedIn = 0;
         if (this.rateLimiter === undefined || this.withinRateLimit(msg)) this.deliver(msg);
         return;
       }
@@ -213,11 +214,15 @@ export class Link<W extends LinkOwner> {
         return;
       case 'pong': {
         this.owner.emit('pong', event.data);
-        this.owner.rtt = this.pings?.answer(event.data, this.clock) ?? this.owner.rtt;
+        const rtt = this.pings?.answer(event.data, this.clock);
+        if (rtt === undefined) return;
+        this.owner.rtt = rtt;
+        if (channels.pingRtt.hasSubscribers) diag.publishPingRtt(this.owner, rtt);
         return;
       }
       case 'close':
         this.log.debug({ code: event.code, reason: event.reason }, 'close frame received');
+        if (this.proto.closeSent === undefined) this.owner.peerClosedFirst = true;
         this.timers.armClose();
         // Consumers woken by the messages before it get one event-loop turn to reply;
         // the protocol then sends our Close behind their replies.
@@ -230,6 +235,7 @@ export class Link<W extends LinkOwner> {
       case 'error':
         this.log.debug({ code: event.error.code, err: event.error.message }, 'protocol error');
         if (this.opts.propagateCommonErrors) this.emitError(event.error);
+        if (channels.protocolError.hasSubscribers) diag.publishProtocolError(this.owner, event.error);
         this.inboxState?.end();
         // A held Close waits for the consumers; the close timer starts once it is out.
         if (this.proto.closeHeld) this.timers.waitForSettle();
@@ -269,19 +275,22 @@ export class Link<W extends LinkOwner> {
 
   private emitMessage(msg: Message): void {
     try {
-      this.owner.emit('message', msg);
+      if (tracing.message.start.hasSubscribers) diag.traceListeners(this.owner, msg);
+      else this.owner.emit('message', msg);
     } catch (err) {
       this.handlerFailed(err);
     }
   }
 
-  private pauseReading(reason: number): void {
+  /** Stops reading the socket for `reason` (a Paused flag). */
+  pauseReading(reason: number): void {
     if ((this.pausedFor & reason) !== 0) return;
     this.pausedFor |= reason;
     this.socket.pause();
   }
 
-  private resumeReading(reason: number): void {
+  /** Reading goes on once no reason is left. */
+  resumeReading(reason: number): void {
     if ((this.pausedFor & reason) === 0) return;
     this.pausedFor &= ~reason;
     if (this.pausedFor !== 0 || this.finished) return;
@@ -296,22 +305,6 @@ export class Link<W extends LinkOwner> {
   }
 
   // ---- internals: hooks of the parts (@internal, not part of the API) -------------------
-
-  pauseForInbox(): void {
-    this.pauseReading(Paused.INBOX);
-  }
-
-  resumeForInbox(): void {
-    this.resumeReading(Paused.INBOX);
-  }
-
-  pauseForReaders(): void {
-    this.pauseReading(Paused.FRAMES);
-  }
-
-  resumeForReaders(): void {
-    this.resumeReading(Paused.FRAMES);
-  }
 
   socketData(chunk: Buffer): void {
     this.lastActivity = this.clock.now();
@@ -335,7 +328,8 @@ export class Link<W extends LinkOwner> {
     this.sender.drained();
   }
 
-  pauseForInflate(): void {
+  pauseForInflate(compressed: number): void {
+    this.compressedIn += compressed;
     this.pauseReading(Paused.INFLATE);
   }
 
@@ -416,7 +410,9 @@ export class Link<W extends LinkOwner> {
     const closedErr = notOpen(ReadyState.CLOSED);
     this.pings?.rejectAll(closedErr);
     this.sender.drop(closedErr);
-    this.owner.linkClosed();
+    const sentCode = this.proto.closeSent?.code;
+    this.owner.linkClosed(info, sentCode, received !== undefined);
+    if (channels.connectionClose.hasSubscribers) diag.publishClose(this.owner, info, sentCode, received);
     this.inboxState?.end();
     this.log.debug(info, 'connection closed');
     this.closeInfo = info;
@@ -433,6 +429,7 @@ export class Link<W extends LinkOwner> {
   handlerFailed(err: unknown): void {
     this.log.error({ err }, 'handler error: closing with 1011');
     this.emitError(err instanceof Error ? err : new Error(String(err)));
+    if (channels.handlerError.hasSubscribers) diag.publishHandlerError(this.owner, err);
     if (!this.proto.closeSent && !this.finished)
       this.startClosing(CloseCode.INTERNAL_SERVER_ERROR, 'Internal error');
   }

@@ -4,6 +4,8 @@ import { WebSocketError } from '../protocol/errors.js';
 import type { DataOpcode } from '../protocol/frame.js';
 import { END_OF_STREAM, type Protocol } from '../protocol/protocol.js';
 import type { MessageCompressor } from './compressor.js';
+import * as diag from './diagnostics.js';
+import { channels, type ObservedConnection } from './diagnostics.js';
 import type { Logger } from './logger.js';
 import { noop, notOpen, quiet, rejected } from './promises.js';
 
@@ -11,6 +13,7 @@ import { noop, notOpen, quiet, rejected } from './promises.js';
 type QueuedSend =
   | {
       kind: 'data';
+      opcode: DataOpcode;
       payload: Buffer;
       fin: boolean;
       compress: boolean;
@@ -32,7 +35,7 @@ export interface SendQueueHost {
   idle(): void;
 }
 
-export interface SendQueueOptions<Owner> {
+export interface SendQueueOptions<Owner extends ObservedConnection> {
   socket: Duplex;
   protocol: Protocol;
   compressor: MessageCompressor | undefined;
@@ -51,14 +54,14 @@ export interface SendQueueOptions<Owner> {
  * 'drain' for callers that wait), the Pongs (coalesced when the peer does not read), the
  * byte count that is `bufferedAmount`, and the slow-peer policy.
  */
-export class SendQueue<Owner> {
+export class SendQueue<Owner extends ObservedConnection> {
   private readonly socket: Duplex;
   private readonly proto: Protocol;
   private readonly compressor: MessageCompressor | undefined;
   private readonly host: SendQueueHost;
   private readonly log: Logger;
-  private readonly maxBufferedAmount: number;
-  private readonly onBackpressure: ((owner: Owner) => void) | undefined;
+  readonly maxBufferedAmount: number;
+  readonly onBackpressure: ((owner: Owner) => void) | undefined;
   private readonly owner: Owner;
 
   private queue: QueuedSend[] | undefined;
@@ -112,12 +115,13 @@ export class SendQueue<Owner> {
   send(opcode: DataOpcode, payload: Buffer, fin: boolean, compress: boolean): Promise<void> {
     if (!compress && !this.proto.sendsReserved) {
       this.proto.send(opcode, payload, { fin });
+      diag.noteSent(this.owner, opcode, payload.length, fin, -1);
       return this.flush();
     }
     this.proto.reserveSend(opcode, { fin, compressed: compress });
     return quiet(
       new Promise<void>((resolve, reject) => {
-        this.enqueue({ kind: 'data', payload, fin, compress, resolve, reject }, payload.length);
+        this.enqueue({ kind: 'data', opcode, payload, fin, compress, resolve, reject }, payload.length);
       }),
     );
   }
@@ -125,6 +129,7 @@ export class SendQueue<Owner> {
   /** A frame encoded once for many connections; false when the connection takes no data. */
   publish(bytes: Buffer): boolean {
     if (!this.proto.canSendData || !this.socket.writable) return false;
+    diag.noteSentEncoded(this.owner, bytes);
     if (this.proto.sendsReserved) {
       this.proto.reserveEncoded();
       this.publishedWaiting += bytes.length;
@@ -239,6 +244,13 @@ export class SendQueue<Owner> {
           this.flushQuietly();
           continue;
         }
+        diag.noteSent(
+          this.owner,
+          item.opcode,
+          item.payload.length,
+          item.fin,
+          item.compress ? payload.length : -1,
+        );
         this.flush().then(item.resolve, item.reject);
       }
     } finally {
@@ -289,6 +301,8 @@ export class SendQueue<Owner> {
     }
     this.checkBackpressure();
     if (ok) return Promise.resolve();
+    if (this.drainWaiters === undefined && channels.backpressure.hasSubscribers)
+      diag.highWater(this.owner, this.socket);
     return new Promise((resolve) => {
       this.drainWaiters ??= [];
       this.drainWaiters.push(resolve);
@@ -307,6 +321,7 @@ export class SendQueue<Owner> {
     const socketBacklog = this.corked ? this.tickBacklog : this.socket.writableLength;
     if (socketBacklog + this.publishedWaiting + this.proto.heldBytes <= this.maxBufferedAmount) return;
     this.overLimit = true;
+    if (channels.backpressure.hasSubscribers) diag.slowConsumer(this.owner, this);
     if (this.onBackpressure !== undefined) {
       this.onBackpressure(this.owner);
       return;

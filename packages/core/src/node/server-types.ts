@@ -52,4 +52,6 @@ export interface UpgradeContext {
   params?: Record<string, string>;
   /** Per-route options from an adapter (override the server's). */
   route?: RouteOptions;
+  /** The adapter's route pattern ('/chat/:room'), for stats and metrics labels. */
+  pattern?: string;
 }

@@ -13,7 +13,7 @@ import { Opcode } from '../protocol/frame.js';
 import { encodeFrame } from '../protocol/frame-writer.js';
 import { compileGlob, globMatch } from '../protocol/glob.js';
 import { answerPlainRequest, checkDeflateOption, Upgrader } from './accept-upgrade.js';
-import { type TopicHub, WebSocket } from './connection.js';
+import { type CloseInfo, type TopicHub, WebSocket } from './connection.js';
 import type { Fanout, FanoutTarget, PublishOptions } from './fanout.js';
 import { PendingUpgrade } from './framework-upgrade.js';
 import { Http2Exchange, refusalEndsStream } from './http2-exchange.js';
@@ -28,6 +28,7 @@ import { createLogger, type Logger } from './logger.js';
 import { type Data, toPayload } from './message.js';
 import { DEFAULTS, resolveConnectionOptions } from './options.js';
 import type { Handler, RouteOptions, ServerOptions, UpgradeContext } from './server-types.js';
+import { type ServerStats, ServerTotals } from './stats.js';
 import { Http1Exchange, type UpgradeExchange } from './upgrade-exchange.js';
 import { createUpgradeResponse } from './upgrade-response.js';
 
@@ -57,6 +58,7 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
   readonly options: ServerOptions;
   private readonly routes: Route[] = [];
   private readonly clientSet = new Set<WebSocket>();
+  private readonly totals = new ServerTotals();
   private readonly topicIndex = new Map<string, Set<WebSocket>>();
   private readonly log: Logger;
   private readonly upgrader: Upgrader;
@@ -78,8 +80,15 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
       openConnections: () => this.clientSet.size,
       findRoute: (path) => this.routes.find((r) => r.regex.test(path)),
       opened: (ws) => this.clientSet.add(ws),
+      totals: this.totals,
+      server: this,
     });
     if (options.fanout !== undefined) this.setFanout(options.fanout);
+  }
+
+  /** Open connections by route and transport, message and byte totals, close codes seen. */
+  stats(): ServerStats {
+    return this.totals.snapshot(this.clientSet);
   }
 
   /** Connections that completed the handshake and are not closed yet. */
@@ -120,8 +129,9 @@ export class WebSocketServer implements TopicHub, FanoutTarget {
     set.add(ws);
   }
 
-  /** @internal The connection is closed: it leaves `clients`. */
-  connectionClosed(ws: WebSocket): void {
+  /** @internal The connection is closed: it leaves `clients`, its counters join the totals. */
+  connectionClosed(ws: WebSocket, info?: CloseInfo, sentCode?: number, receivedClose = false): void {
+    if (info !== undefined && this.clientSet.has(ws)) this.totals.closed(ws, info, sentCode, receivedClose);
     this.clientSet.delete(ws);
     this.upgrader.admission.connectionClosed(ws);
   }

@@ -12,14 +12,16 @@ export class StageRunner<W> {
   private readonly ws: W;
   private readonly proto: Protocol;
   private readonly tapsHost: FrameTapsHost;
+  private readonly pauseReason: number;
   /** Replaced, never changed in place (`list` is handed out). */
   private list: readonly StageOf<W>[] = [];
   private taps: FrameTaps | undefined;
 
-  constructor(ws: W, proto: Protocol, tapsHost: FrameTapsHost) {
+  constructor(ws: W, proto: Protocol, tapsHost: FrameTapsHost, pauseReason: number) {
     this.ws = ws;
     this.proto = proto;
     this.tapsHost = tapsHost;
+    this.pauseReason = pauseReason;
   }
 
   get stages(): readonly StageOf<W>[] {
@@ -45,7 +47,7 @@ export class StageRunner<W> {
 
   /** A new frames() reader. */
   reader(): AsyncIterable<Frame> {
-    this.taps ??= new FrameTaps(this.tapsHost);
+    this.taps ??= new FrameTaps(this.tapsHost, this.pauseReason);
     this.sync();
     return this.taps.reader();
   }
