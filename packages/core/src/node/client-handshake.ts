@@ -1,6 +1,9 @@
 import type { IncomingMessage } from 'node:http';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { ExtensionOffer } from '../protocol/extensions.js';
 import { acceptResponse, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
+import type { TlsOptions } from './options.js';
+import { checkServerIdentity } from './tls-identity.js';
 
 /** Helpers shared by the HTTP/1.1 and the HTTP/2 (RFC 8441) client handshakes. */
 
@@ -36,4 +39,25 @@ export function readBody(res: IncomingMessage): Promise<string> {
     res.on('error', reject);
     res.on('close', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')));
   });
+}
+
+/**
+ * The TLS settings of a wss:// connection to `host`: only the fields given, the peer
+ * verified by default, and SNI unless the host is an IP address (RFC 6066 §3).
+ */
+export function tlsSettings(tls: TlsOptions, host: string): TlsConnectionOptions {
+  return {
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+    ...(tls.key !== undefined ? { key: tls.key } : {}),
+    ...(tls.pfx !== undefined ? { pfx: tls.pfx } : {}),
+    ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+    rejectUnauthorized: tls.rejectUnauthorized ?? true,
+    checkServerIdentity,
+    servername: tls.servername ?? (isIp(host) ? '' : host),
+  };
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
 }

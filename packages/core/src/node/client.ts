@@ -5,7 +5,7 @@ import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
 import { formatExtensions } from '../protocol/extensions.js';
 import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
 import { acceptResponse, buildOffers, validateDeflateOptions } from '../protocol/permessage-deflate.js';
-import { answers, readBody, toOfferList } from './client-handshake.js';
+import { answers, readBody, tlsSettings, toOfferList } from './client-handshake.js';
 import type { ClientOptions } from './client-options.js';
 import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
@@ -13,7 +13,6 @@ import { attemptHttp2 } from './http2-client.js';
 import { createLogger } from './logger.js';
 import { DEFAULTS, resolveConnectionOptions } from './options.js';
 import { defaultStages } from './stages.js';
-import { checkServerIdentity } from './tls-identity.js';
 
 /** The hard cap on redirects followed by one connect(), whatever followRedirects says. */
 export const MAX_REDIRECTS = 20;
@@ -169,14 +168,7 @@ function attempt(
       ...(options.family ? { family: options.family } : {}),
       ...(secure
         ? {
-            ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-            ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
-            ...(tls.key !== undefined ? { key: tls.key } : {}),
-            ...(tls.pfx !== undefined ? { pfx: tls.pfx } : {}),
-            ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
-            rejectUnauthorized: tls.rejectUnauthorized ?? true,
-            checkServerIdentity,
-            servername: tls.servername ?? (isIp(hostname) ? '' : hostname),
+            ...tlsSettings(tls, hostname),
           }
         : {}),
     };
@@ -271,10 +263,6 @@ function attempt(
 function failUpgrade(socket: Duplex): void {
   socket.on('error', () => {}); // a reset now must not become an uncaught error
   socket.destroy();
-}
-
-function isIp(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
 export type { ClientOptions } from './client-options.js';

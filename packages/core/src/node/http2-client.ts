@@ -20,14 +20,13 @@ import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
 import { formatExtensions } from '../protocol/extensions.js';
 import { buildRequestHeaders, computeAccept, generateKey, validateResponse } from '../protocol/handshake.js';
 import { acceptResponse, buildOffers } from '../protocol/permessage-deflate.js';
-import { answers, readBody, toOfferList } from './client-handshake.js';
+import { answers, readBody, tlsSettings, toOfferList } from './client-handshake.js';
 import type { ClientOptions } from './client-options.js';
 import { WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import { exposeAddresses } from './http2-exchange.js';
 import { createLogger } from './logger.js';
 import { DEFAULTS, type ResolvedConnectionOptions } from './options.js';
-import { checkServerIdentity } from './tls-identity.js';
 
 type Attempt = WebSocket | { error: HandshakeError; location: URL };
 
@@ -105,10 +104,6 @@ function hostOf(url: URL): string {
   return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
 }
 
-function isIp(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
-}
-
 /** Opens the TCP/TLS connection and the HTTP/2 session; 'no-h2' when ALPN chose HTTP/1.1. */
 async function openSession(
   url: URL,
@@ -130,14 +125,7 @@ async function openSession(
       ...family,
       // RFC 9113 §3.2: h2 is chosen by ALPN; 'auto' also offers HTTP/1.1.
       ALPNProtocols: auto ? ['h2', 'http/1.1'] : ['h2'],
-      ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-      ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
-      ...(tls.key !== undefined ? { key: tls.key } : {}),
-      ...(tls.pfx !== undefined ? { pfx: tls.pfx } : {}),
-      ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
-      rejectUnauthorized: tls.rejectUnauthorized ?? true,
-      checkServerIdentity,
-      servername: tls.servername ?? (isIp(host) ? '' : host),
+      ...tlsSettings(tls, host),
     });
     await new Promise<void>((resolve, reject) => {
       tlsSocket.once('secureConnect', resolve);
