@@ -11,7 +11,7 @@ import {
   connect as netConnect,
   type Socket,
 } from 'node:net';
-import { type CloseInfo, connect, HandshakeError, Opcode, WebSocketServer } from '@wskit/core';
+import { connect, HandshakeError, Opcode, WebSocketServer } from '@wskit/core';
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket as WsClient } from 'ws';
 import { resourcesPerTest } from '../../../../test/support/clients.js';
