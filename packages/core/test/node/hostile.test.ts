@@ -6,8 +6,9 @@
  */
 import { deflateRawSync } from 'node:zlib';
 import { connect, InvalidStateError, type Logger, Opcode, type WebSocket } from '@wskit/core';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { resourcesPerTest } from '../../../../test/support/clients.js';
+import { advanceUntil, FAKED } from '../../../../test/support/clock.js';
 import {
   closeCode,
   type FrameSpec,
@@ -21,6 +22,9 @@ import {
 import { nextConnection } from './util.js';
 
 const res = resourcesPerTest();
+afterEach(() => {
+  vi.useRealTimers(); // runs before the cleanups of `res` (afterEach hooks run newest first)
+});
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
@@ -194,6 +198,7 @@ describe('publish and backpressure', () => {
   });
 
   it('published frames past maxBufferedAmount close a paused reader with 1008', async () => {
+    vi.useFakeTimers({ toFake: [...FAKED] }); // the paused reader never answers: closeTimeout ends it
     const warn = vi.fn();
     const logger: Logger = { debug: () => {}, info: () => {}, warn, error: () => {} };
     const next = nextConnection((ws) => ws.subscribe('t'));
@@ -215,7 +220,11 @@ describe('publish and backpressure', () => {
     expect(warn).toHaveBeenCalled();
     expect(String(warn.mock.calls[0]?.[1])).toMatch(/slow consumer/);
     expect(server.readyState).toBeGreaterThanOrEqual(2);
-    await within(server.closed, 10_000, 'the slow reader to be dropped');
+    const { value: info, elapsed } = await advanceUntil(server.closed, {
+      what: 'the slow reader to be dropped',
+    });
+    expect(info.code).toBe(1006); // our 1008 Close could not be delivered: closeTimeout ended TCP
+    expect(elapsed).toBeGreaterThanOrEqual(500);
   });
 });
 
