@@ -2,8 +2,8 @@
 // The whole test suite, as CI runs it:
 //  1. set-up: system packages the interop suites talk to, install, build (= type check);
 //  2. lint of the files git tracks (scripts/lint.mjs: untracked scratch files don't count);
-//  3. every vitest suite on this Node (20), conformance included, with the soak tests in
-//     their short form (`npm run soak` runs the long one);
+//  3. every vitest suite on this Node (20), conformance included, then the soak tests
+//     (vitest.soak.config.ts) in their short form (`npm run soak` runs the long one);
 //  4. the package and ws-interop suites again on Node 22 and 24 (binaries from the npm
 //     registry's `node` package), unless WSKIT_NODE_MATRIX=0;
 //  5. a line per Node version with what ran there, then one closing line
@@ -103,6 +103,17 @@ let status = vitest(
   [process.execPath],
   userArgs,
 );
+
+if (userArgs.length === 0) {
+  // The soak tests in their short form (`npm run soak` is the long one).
+  const s = vitest(
+    `Node ${major} soak`,
+    'soak tests, short form',
+    [process.execPath],
+    ['--config', 'vitest.soak.config.ts'],
+  );
+  if (s !== 0) status = s;
+}
 
 if (userArgs.length === 0 && process.env.WSKIT_NODE_MATRIX !== '0') {
   for (const other of ['22', '24']) {
