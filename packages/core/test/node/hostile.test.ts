@@ -324,6 +324,7 @@ describe('messages before a violation', () => {
   });
 
   it('a consumer that never comes back: the Close goes out after closeTimeout', async () => {
+    vi.useFakeTimers({ toFake: [...FAKED] });
     const next = nextConnection();
     const { port } = await startServer(res, next.handler, { pingInterval: 0, closeTimeout: 200 });
     const raw = await rawClient(res, port);
@@ -333,7 +334,10 @@ describe('messages before a violation', () => {
     // Our Close is held meanwhile: a reply still goes out first.
     await server.send('late reply');
     expect((await raw.next(5000)).payload.toString()).toBe('late reply');
-    expect(closeCode(await raw.nextOf(Opcode.CLOSE, 5000))).toBe(1002);
+    const { value: close, elapsed } = await advanceUntil(raw.nextOf(Opcode.CLOSE, 10_000));
+    expect(closeCode(close)).toBe(1002);
+    expect(elapsed).toBeGreaterThanOrEqual(200 - 10); // held since the Close arrived, a step earlier
+    expect(elapsed).toBeLessThanOrEqual(200 + 10);
   });
 
   it('a slow consumer while our Close is held: the Close still goes out before the socket ends', async () => {
