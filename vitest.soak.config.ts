@@ -8,7 +8,12 @@ export default defineConfig({
   ...base,
   test: {
     ...base.test,
-    include: ['packages/*/test/**/*.soak.test.ts', 'test/**/*.soak.test.ts'],
+    include: [
+      'packages/*/test/**/*.soak.test.ts',
+      'test/**/*.soak.test.ts',
+      // Unit tests whose property runs are short in the default run, long here.
+      ...(process.env.WSKIT_SOAK === '1' ? ['packages/core/test/utf8.test.ts'] : []),
+    ],
     exclude: [...configDefaults.exclude],
     testTimeout: 600_000,
   },
