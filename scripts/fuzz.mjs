@@ -29,9 +29,13 @@ const env = {
   WSKIT_FUZZ_TARGETS: values.target,
   ...(values.seed !== undefined ? { WSKIT_FUZZ_SEED: values.seed } : {}),
 };
-const result = spawnSync('node_modules/.bin/vitest', ['run', 'test/fuzz/fuzz.test.ts'], {
-  cwd: root,
-  env,
-  stdio: 'inherit',
-});
+const result = spawnSync(
+  'node_modules/.bin/vitest',
+  ['run', '--config', 'vitest.soak.config.ts', 'test/fuzz/fuzz.soak.test.ts'],
+  {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  },
+);
 process.exit(result.status ?? 1);

@@ -27,23 +27,36 @@ import { afterEach, expect } from 'vitest';
 
 export const HOST = '127.0.0.1';
 
+/**
+ * The real clock, taken before any test can install vitest's fake timers: the guards below
+ * (withTimeout, waitFor) bound real waiting, so they keep working in a fake-clock test.
+ */
+export const realTimers = {
+  setTimeout: globalThis.setTimeout,
+  clearTimeout: globalThis.clearTimeout,
+  now: Date.now,
+};
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Rejects when `promise` has not settled within `ms`. */
+/** Rejects when `promise` has not settled within `ms` of real time. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what = 'promise'): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+    timer = realTimers.setTimeout(
+      () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
+      ms,
+    );
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([promise, timeout]).finally(() => realTimers.clearTimeout(timer));
 }
 
-/** Polls `condition` until it holds; rejects after `ms`. */
+/** Polls `condition` until it holds; rejects after `ms` of real time. */
 export async function waitFor(condition: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
+  const deadline = realTimers.now() + ms;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: still false after ${ms} ms`);
-    await sleep(10);
+    if (realTimers.now() > deadline) throw new Error(`${what}: still false after ${ms} ms`);
+    await new Promise((resolve) => realTimers.setTimeout(resolve, 10));
   }
 }
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { soak } from '../../../test/support/soak.js';
 import { isValidUtf8, Utf8Validator } from '../src/protocol/utf8.js';
 import { cutAt, hex } from './helpers.js';
 
@@ -227,7 +228,8 @@ describe('Utf8Validator', () => {
         }
         expect(v.end()).toBe(refValid(bytes));
       }),
-      { numRuns: 3000 },
+      // The brute-force reference costs up to 259 decodes per check: a long run is a soak.
+      { numRuns: soak(300, 3000) },
     );
   });
 
@@ -238,7 +240,7 @@ describe('Utf8Validator', () => {
         expect(failedAt).toBe(refFirstBad(bytes));
         if (failedAt === -1) expect(v.end()).toBe(refValid(bytes));
       }),
-      { numRuns: 2000 },
+      { numRuns: soak(200, 2000) },
     );
   });
 

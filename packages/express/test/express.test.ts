@@ -5,7 +5,7 @@ import { expressWs, isWebSocketRequest, originGuard, type WebSocketRouter } from
 import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   cleanup,
   echo,
@@ -14,13 +14,19 @@ import {
   open,
   plainServer,
   refused,
-  sleep,
   waitFor,
   withTimeout,
 } from '../../../test/support/clients.js';
+import { advanceUntil, FAKED } from '../../../test/support/clock.js';
 import { appListen, nextText, portOf, rawUpgrade, recordingLogger, setup } from './helpers.js';
 
 afterEach(cleanup);
+afterEach(() => {
+  vi.useRealTimers(); // runs first (afterEach hooks run newest first), for the cleanups
+});
+
+/** One turn of the event loop: an async middleware that settles later, not at once. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('routing', () => {
   it('gives the handler req.params and req.query, and the full path to the handshake', async () => {
@@ -92,7 +98,7 @@ describe('routing', () => {
       },
       [
         async (req: Request, _res: Response, next: NextFunction) => {
-          await sleep(5);
+          await turn();
           log.push(`route 2 id=${req.params.id}`);
           next();
         },
@@ -415,15 +421,18 @@ describe('refusals from middleware', () => {
   });
 
   it('drops an upgrade that no middleware ever answers after handshakeTimeout', async () => {
+    vi.useFakeTimers({ toFake: [...FAKED] });
     const { app, listen } = setup(express(), { handshakeTimeout: 200 });
     app.use('/stall', () => {
       // Never answers, never calls next().
     });
     app.ws('/stall', (ws) => void ws.send('never'));
     const base = await listen();
-    const raw = await rawUpgrade(portOf(base), '/stall', {}, 5000);
+    const { value: raw, elapsed } = await advanceUntil(rawUpgrade(portOf(base), '/stall', {}, 5000));
     expect(raw.closed).toBe(true);
     expect(raw.text).toBe('');
+    expect(elapsed).toBeGreaterThanOrEqual(200 - 10); // the timer may start a step in
+    expect(elapsed).toBeLessThanOrEqual(200 + 10);
   });
 
   it("leaves handshake validation to the core: a bad upgrade request gets the core's 400", async () => {
@@ -626,7 +635,7 @@ describe('connections', () => {
     const { app, listen, wss } = setup(express());
     app.use(async (_req, _res, next) => {
       middlewareRuns++;
-      await sleep(1);
+      await turn();
       next();
     });
     app.ws('/echo/:n', async (ws, req) => {

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect as netConnect } from 'node:net';
 import type { WebSocket, WebSocketServer } from '@wskit/core';
 import { type ExpressWsOptions, expressWs } from '@wskit/express';
-import { HOST, onCleanup, withTimeout } from '../../../test/support/clients.js';
+import { HOST, onCleanup, realTimers, withTimeout } from '../../../test/support/clients.js';
 
 /** An Express app (4 or 5) with expressWs() on an http server, not yet listening. */
 // biome-ignore lint/suspicious/noExplicitAny: the tests drive two Express majors through one helper
@@ -83,18 +83,18 @@ export function rawUpgrade(
   return new Promise((resolve, reject) => {
     const socket = netConnect(port, HOST);
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
+    const timer = realTimers.setTimeout(() => {
       socket.destroy();
       resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: false });
     }, ms);
     socket.on('connect', () => socket.write(lines.join('\r\n')));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', (err) => {
-      clearTimeout(timer);
+      realTimers.clearTimeout(timer);
       reject(err);
     });
     socket.on('close', () => {
-      clearTimeout(timer);
+      realTimers.clearTimeout(timer);
       resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: true });
     });
   });

@@ -9,7 +9,7 @@ import {
   WebSocketServer,
 } from '@wskit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, HOST, sleep, track, waitFor, withTimeout } from '../../../../test/support/clients.js';
+import { cleanup, HOST, track, waitFor, withTimeout } from '../../../../test/support/clients.js';
 import { closeCodeToReason, reasonToCloseCode } from '../../src/protocol/close-codes.js';
 import { CLOSE_CODE_TABLE } from '../helpers.js';
 import { serve } from './util.js';
@@ -38,6 +38,25 @@ async function pair(
   const client = track(await connect(`ws://${HOST}:${port}/api`, clientOptions));
   await waitFor(() => serverSide !== undefined);
   return { client, server: serverSide!, wss };
+}
+
+/**
+ * Counts the data frames `ws` has read off its socket (an inbound stage), whether or not
+ * a reader took them yet: a handler waits on it instead of sleeping until messages queue up.
+ */
+function arrivals(ws: WebSocket): { count: () => number; atLeast: (n: number) => Promise<void> } {
+  let count = 0;
+  ws.use({
+    name: 'count-arrivals',
+    inbound(frame) {
+      if (frame.opcode === 1 || frame.opcode === 2) count++;
+      return frame;
+    },
+  });
+  return {
+    count: () => count,
+    atLeast: (n) => waitFor(() => count >= n, 10_000, `${n} messages to arrive`),
+  };
 }
 
 async function next(ws: WebSocket): Promise<Message> {
@@ -170,7 +189,6 @@ describe('receiving', () => {
   it('a pending receive() resolves with null when the connection closes', async () => {
     const { client, server } = await pair();
     const pending = client.receive();
-    await sleep(50);
     server.terminate();
     expect(await withTimeout(pending, 5000, 'pending receive')).toBeNull();
   });
@@ -212,7 +230,7 @@ describe('receiving', () => {
   it('messages sent before the handler reads are queued, none lost, in order (receive)', async () => {
     const result = new Promise<string[]>((resolve) => {
       void pair(async (ws) => {
-        await sleep(200);
+        await arrivals(ws).atLeast(50);
         const got: string[] = [];
         for (let i = 0; i < 50; i++) got.push((await ws.receive())!.text());
         resolve(got);
@@ -229,7 +247,8 @@ describe('receiving', () => {
     const count = 300; // beyond maxQueuedMessages (64): the socket is paused, then resumed
     let received: string[] = [];
     const { client } = await pair(async (ws) => {
-      await sleep(200);
+      // The queue fills up (64) and the socket is paused before the reader starts.
+      await arrivals(ws).atLeast(64);
       const got: string[] = [];
       for await (const msg of ws) {
         got.push(msg.text());
@@ -245,15 +264,20 @@ describe('receiving', () => {
 
   it("a 'message' listener added later gets the queued messages in order, then the new ones", async () => {
     const got: string[] = [];
+    let listening!: () => void;
+    const listened = new Promise<void>((resolve) => {
+      listening = resolve;
+    });
     const { client } = await pair(async (ws) => {
-      await sleep(200);
+      await arrivals(ws).atLeast(50);
       ws.on('message', (msg: Message) => {
         got.push(msg.text());
         if (got.length === 60) void ws.send('all in');
       });
+      listening();
     });
     for (let i = 0; i < 50; i++) void client.send(`q${i}`);
-    await sleep(300);
+    await withTimeout(listened, 10_000, 'the listener');
     for (let i = 50; i < 60; i++) void client.send(`q${i}`);
     expect((await next(client)).text()).toBe('all in');
     expect(got).toEqual(Array.from({ length: 60 }, (_, i) => `q${i}`));
@@ -264,12 +288,13 @@ describe('receiving', () => {
     let peak = 0;
     const processed: number[] = [];
     const { client } = await pair(async (ws) => {
-      await sleep(200); // let all 20 messages queue up first
+      await arrivals(ws).atLeast(20); // all 20 messages queue up first
       await ws.consume(
         async (msg) => {
           running++;
           peak = Math.max(peak, running);
-          await sleep(30);
+          // A few turns of the event loop: the other handlers start meanwhile.
+          for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
           processed.push(Number(msg.text()));
           running--;
           if (processed.length === 20) await ws.send('finished');
@@ -323,8 +348,9 @@ describe('ping', () => {
   it('a pending ping rejects when the connection goes away', async () => {
     const { client, server } = await pair();
     server.unuse('auto-pong'); // the server never answers
+    const seen = new Promise((resolve) => server.once('ping', resolve));
     const pending = client.ping();
-    await sleep(50);
+    await withTimeout(seen, 5000, 'the ping to arrive');
     server.terminate();
     await expect(withTimeout(pending, 5000, 'ping')).rejects.toBeInstanceOf(Error);
   });

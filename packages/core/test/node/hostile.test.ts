@@ -6,8 +6,9 @@
  */
 import { deflateRawSync } from 'node:zlib';
 import { connect, InvalidStateError, type Logger, Opcode, type WebSocket } from '@wskit/core';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { resourcesPerTest } from '../../../../test/support/clients.js';
+import { advanceUntil, FAKED } from '../../../../test/support/clock.js';
 import {
   closeCode,
   type FrameSpec,
@@ -21,6 +22,9 @@ import {
 import { nextConnection } from './util.js';
 
 const res = resourcesPerTest();
+afterEach(() => {
+  vi.useRealTimers(); // runs before the cleanups of `res` (afterEach hooks run newest first)
+});
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
@@ -194,6 +198,7 @@ describe('publish and backpressure', () => {
   });
 
   it('published frames past maxBufferedAmount close a paused reader with 1008', async () => {
+    vi.useFakeTimers({ toFake: [...FAKED] }); // the paused reader never answers: closeTimeout ends it
     const warn = vi.fn();
     const logger: Logger = { debug: () => {}, info: () => {}, warn, error: () => {} };
     const next = nextConnection((ws) => ws.subscribe('t'));
@@ -215,7 +220,11 @@ describe('publish and backpressure', () => {
     expect(warn).toHaveBeenCalled();
     expect(String(warn.mock.calls[0]?.[1])).toMatch(/slow consumer/);
     expect(server.readyState).toBeGreaterThanOrEqual(2);
-    await within(server.closed, 10_000, 'the slow reader to be dropped');
+    const { value: info, elapsed } = await advanceUntil(server.closed, {
+      what: 'the slow reader to be dropped',
+    });
+    expect(info.code).toBe(1006); // our 1008 Close could not be delivered: closeTimeout ended TCP
+    expect(elapsed).toBeGreaterThanOrEqual(500);
   });
 });
 
@@ -315,6 +324,7 @@ describe('messages before a violation', () => {
   });
 
   it('a consumer that never comes back: the Close goes out after closeTimeout', async () => {
+    vi.useFakeTimers({ toFake: [...FAKED] });
     const next = nextConnection();
     const { port } = await startServer(res, next.handler, { pingInterval: 0, closeTimeout: 200 });
     const raw = await rawClient(res, port);
@@ -324,7 +334,10 @@ describe('messages before a violation', () => {
     // Our Close is held meanwhile: a reply still goes out first.
     await server.send('late reply');
     expect((await raw.next(5000)).payload.toString()).toBe('late reply');
-    expect(closeCode(await raw.nextOf(Opcode.CLOSE, 5000))).toBe(1002);
+    const { value: close, elapsed } = await advanceUntil(raw.nextOf(Opcode.CLOSE, 10_000));
+    expect(closeCode(close)).toBe(1002);
+    expect(elapsed).toBeGreaterThanOrEqual(200 - 10); // held since the Close arrived, a step earlier
+    expect(elapsed).toBeLessThanOrEqual(200 + 10);
   });
 
   it('a slow consumer while our Close is held: the Close still goes out before the socket ends', async () => {

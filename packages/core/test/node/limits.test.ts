@@ -5,7 +5,7 @@
  */
 import { type AddressInfo, connect as netConnect, type Socket } from 'node:net';
 import { connect, type UpgradeRequest, WebSocketServer } from '@wskit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   cleanup,
   HOST,
@@ -15,10 +15,17 @@ import {
   waitFor,
   withTimeout,
 } from '../../../../test/support/clients.js';
+import { advanceUntil, FAKED } from '../../../../test/support/clock.js';
 import { addressKey } from '../../src/node/server.js';
 import { rawExchange, serve, socketClosed, upgradeRequest } from './util.js';
 
 afterEach(cleanup);
+afterEach(() => {
+  vi.useRealTimers(); // runs first (afterEach hooks run newest first), for the cleanups
+});
+
+/** The fake clock, for a test of handshakeTimeout (created before the server). */
+const fakeClock = () => vi.useFakeTimers({ toFake: [...FAKED] });
 
 /** A gate that acceptConnection waits on: `open()` lets every waiting handshake through. */
 function gate() {
@@ -114,6 +121,7 @@ describe('maxPendingHandshakes', () => {
   });
 
   it('a pending handshake dropped by handshakeTimeout frees its slot', async () => {
+    fakeClock();
     const g = gate();
     const wss = new WebSocketServer({
       maxPendingHandshakes: 1,
@@ -123,7 +131,9 @@ describe('maxPendingHandshakes', () => {
     const port = await serve(wss);
     const stalled = pendingUpgrade(port);
     await waitFor(() => g.calls() === 1);
-    await socketClosed(stalled.socket, 5000);
+    const { elapsed } = await advanceUntil(socketClosed(stalled.socket, 5000), { what: 'the drop' });
+    expect(elapsed).toBeGreaterThanOrEqual(200 - 10); // the timer may start a step in
+    expect(elapsed).toBeLessThanOrEqual(200 + 10);
     const next = pendingUpgrade(port);
     await waitFor(() => g.calls() === 2, 5000, 'the freed slot to admit the next handshake');
     g.open();
@@ -211,6 +221,7 @@ describe('handshake request bounds (kept)', () => {
   });
 
   it('a slowloris client sending its headers byte by byte, slower than handshakeTimeout, is dropped', async () => {
+    fakeClock();
     const wss = new WebSocketServer({ handshakeTimeout: 300 }).route('/*', () => {});
     const port = await serve(wss);
     const request = Buffer.from(upgradeRequest(`${HOST}:${port}`).text);
@@ -230,11 +241,12 @@ describe('handshake request bounds (kept)', () => {
       sent++;
     }, 20);
     onCleanup(() => clearInterval(drip));
-    const started = performance.now();
-    // Node's own headersTimeout is 60 s: a drop within seconds is the handshake timer.
-    await socketClosed(socket, 5000);
+    // Node's own headersTimeout is 60 s of real time: a drop here is the handshake timer.
+    // The fake clock moves one drip at a time, so every byte is sent before the next.
+    const { elapsed } = await advanceUntil(socketClosed(socket, 5000), { step: 20, what: 'the drop' });
     clearInterval(drip);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeGreaterThanOrEqual(300 - 20);
+    expect(elapsed).toBeLessThanOrEqual(300 + 20);
     expect(sent).toBeLessThan(request.length);
     expect(received).toBe('');
     expect(wss.clients.size).toBe(0);

@@ -5,10 +5,12 @@
 import { connect, type Logger, type LogLevel, Opcode, WebSocketServer } from '@wskit/core';
 import { afterEach, describe, expect, it, type Mock, vi } from 'vitest';
 import { Resources } from '../../../../test/support/clients.js';
+import { advanceUntil, FAKED } from '../../../../test/support/clock.js';
 import { closeCode, echo, rawClient, startServer, waitFor, within } from './raw.js';
 
 const res = new Resources();
 afterEach(() => {
+  vi.useRealTimers(); // before the cleanups, which may wait on a timer
   vi.restoreAllMocks();
   return res.release();
 });
@@ -33,6 +35,8 @@ function closeCodeOf(ws: { once(event: 'close', fn: (code: number) => void): unk
  * that throws (error).
  */
 async function lifecycle(options: { logger?: Logger; logLevel?: LogLevel }): Promise<void> {
+  // The idle close comes from the fake clock, not after 300 ms of waiting.
+  vi.useFakeTimers({ toFake: [...FAKED] });
   const { url } = await startServer(
     res,
     (ws, req) => {
@@ -48,7 +52,7 @@ async function lifecycle(options: { logger?: Logger; logLevel?: LogLevel }): Pro
 
   const idle = await connect(`${url}idle`, { pingInterval: 0, connectionTimeout: 0 });
   res.add(() => idle.terminate());
-  expect(await within(closeCodeOf(idle), 5000, 'the idle timeout')).toBe(1001);
+  expect((await advanceUntil(closeCodeOf(idle), { what: 'the idle timeout' })).value).toBe(1001);
 
   const boom = await connect(`${url}boom`, { pingInterval: 0 });
   res.add(() => boom.terminate());

@@ -17,6 +17,7 @@ import {
 } from '@wskit/core';
 import {
   type Resources,
+  realTimers,
   type StartedWss,
   sleep,
   startWss,
@@ -144,7 +145,7 @@ export class FrameReader {
 
   /** The next frame not yet returned; rejects on timeout or when the socket ends first. */
   async next(timeout = 5000): Promise<Frame> {
-    const deadline = Date.now() + timeout;
+    const deadline = realTimers.now() + timeout;
     for (;;) {
       if (this.parseError) throw this.parseError;
       const frame = this.frames[this.cursor];
@@ -153,12 +154,12 @@ export class FrameReader {
         return frame;
       }
       if (this.isEnded) throw new Error('The socket ended before another frame arrived');
-      const left = deadline - Date.now();
+      const left = deadline - realTimers.now();
       if (left <= 0) throw new Error(`No frame within ${timeout} ms`);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
+        const t = realTimers.setTimeout(resolve, left);
         this.wake = () => {
-          clearTimeout(t);
+          realTimers.clearTimeout(t);
           resolve();
         };
       });
@@ -168,9 +169,9 @@ export class FrameReader {
 
   /** Skips frames until one with `opcode` arrives (e.g. the Close after some pings). */
   async nextOf(opcode: number, timeout = 5000): Promise<Frame> {
-    const deadline = Date.now() + timeout;
+    const deadline = realTimers.now() + timeout;
     for (;;) {
-      const frame = await this.next(Math.max(1, deadline - Date.now()));
+      const frame = await this.next(Math.max(1, deadline - realTimers.now()));
       if (frame.opcode === opcode) return frame;
     }
   }
@@ -274,7 +275,7 @@ export class RawClient {
 export function readHead(socket: Socket, timeout = 5000): Promise<{ head: string; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => finish(new Error('No HTTP head within the timeout')), timeout);
+    const timer = realTimers.setTimeout(() => finish(new Error('No HTTP head within the timeout')), timeout);
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       const end = buf.indexOf('\r\n\r\n');
@@ -286,7 +287,7 @@ export function readHead(socket: Socket, timeout = 5000): Promise<{ head: string
     const onEnd = () => finish(new Error(`The socket ended during the handshake: ${buf.toString('latin1')}`));
     const onError = (err: Error) => finish(err);
     function finish(err: Error | undefined, value?: { head: string; rest: Buffer }) {
-      clearTimeout(timer);
+      realTimers.clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('error', onError);

@@ -8,9 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type Message, Opcode, WebSocket } from '@wskit/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { open, resourcesPerTest, stopServer } from '../../../../test/support/clients.js';
-import { closePayload, rawClient, sleep, startServer, waitFor, within } from './raw.js';
+import { advanceUntil, useFakeClock } from '../../../../test/support/clock.js';
+import { closePayload, rawClient, startServer, waitFor, within } from './raw.js';
 import { nextConnection } from './util.js';
 
 const res = resourcesPerTest();
@@ -222,50 +223,57 @@ describe('pings while our Close waits behind queued sends', () => {
 });
 
 describe('timers left behind by a finished connection', () => {
-  it('a connection terminated by onBackpressure inside its keepalive ping is dropped from the keepalive timer', async () => {
-    const PING_INTERVAL = 170; // an interval no other test uses: its own shared timer
-    const timers = watchTimers();
-    let terminatedInCallback = false;
-    const next = nextConnection((ws) => {
-      // One big write is no slow consumer yet; the next ping, with all of it unread, is.
-      ws.send(Buffer.alloc(32 * MiB)).catch(noop);
-    });
-    const { wss, port } = await startServer(res, next.handler, {
-      pingInterval: PING_INTERVAL,
-      connectionTimeout: 0,
-      maxBufferedAmount: 1 * MiB,
-      onBackpressure: (ws) => {
-        terminatedInCallback = true;
-        ws.terminate();
-      },
-    });
-    const raw = await rawClient(res, port);
-    raw.socket.pause(); // the peer stops reading after the 101
-    const server = await next.ws;
+  describe('on a fake clock', () => {
+    useFakeClock();
 
-    await waitFor(() => terminatedInCallback, 10_000, 'onBackpressure to run');
-    expect(server.readyState).toBe(WebSocket.CLOSED);
+    it('a connection terminated by onBackpressure inside its keepalive ping is dropped from the keepalive timer', async () => {
+      const PING_INTERVAL = 170; // an interval no other test uses: its own shared timer
+      let terminatedInCallback!: () => void;
+      const terminated = new Promise<void>((resolve) => {
+        terminatedInCallback = resolve;
+      });
+      const next = nextConnection((ws) => {
+        // One big write is no slow consumer yet; the next ping, with all of it unread, is.
+        ws.send(Buffer.alloc(32 * MiB)).catch(noop);
+      });
+      const { wss, port } = await startServer(res, next.handler, {
+        pingInterval: PING_INTERVAL,
+        connectionTimeout: 0,
+        maxBufferedAmount: 1 * MiB,
+        onBackpressure: (ws) => {
+          terminatedInCallback();
+          ws.terminate();
+        },
+      });
+      const raw = await rawClient(res, port);
+      raw.socket.pause(); // the peer stops reading after the 101
+      const server = await next.ws;
 
-    // The keepalive callback reads readyState of every connection it visits: a finished
-    // connection it still holds would be visited again every interval. Before the fix it
-    // was rescheduled by the callback that terminated it, forever.
-    const proto = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'readyState')!;
-    let visits = 0;
-    Object.defineProperty(server, 'readyState', {
-      configurable: true,
-      get(this: WebSocket) {
-        visits++;
-        return proto.get!.call(this);
-      },
+      const { elapsed } = await advanceUntil(terminated, { step: 5, what: 'onBackpressure to run' });
+      expect(elapsed).toBeGreaterThanOrEqual(PING_INTERVAL); // it ran in the keepalive ping
+      expect(server.readyState).toBe(WebSocket.CLOSED);
+
+      // The keepalive callback reads readyState of every connection it visits: a finished
+      // connection it still holds would be visited again every interval. Before the fix it
+      // was rescheduled by the callback that terminated it, forever.
+      const proto = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'readyState')!;
+      let visits = 0;
+      Object.defineProperty(server, 'readyState', {
+        configurable: true,
+        get(this: WebSocket) {
+          visits++;
+          return proto.get!.call(this);
+        },
+      });
+      await vi.advanceTimersByTimeAsync(PING_INTERVAL * 5);
+      expect(visits).toBe(0);
+
+      // With everything closed, no timer is left: before the fix the shared keepalive timer
+      // kept re-arming for the finished connection.
+      raw.destroy();
+      await within(stopServer(wss), 10_000, 'the server to close');
+      expect(vi.getTimerCount()).toBe(0);
     });
-    await sleep(PING_INTERVAL * 5);
-    expect(visits).toBe(0);
-
-    // With everything closed, no timer is left: before the fix the shared keepalive timer
-    // kept re-arming for the finished connection.
-    raw.destroy();
-    await within(stopServer(wss), 10_000, 'the server to close');
-    await noTimersLeft(timers);
   });
 
   it('the deferred-Close timer is cleared when the handler terminates on a message sent with the Close', async () => {

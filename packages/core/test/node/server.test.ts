@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect, type UpgradeRequest, WebSocket, WebSocketServer } from '@wskit/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -9,11 +9,11 @@ import {
   onCleanup,
   open,
   plainServer,
-  sleep,
   stopServer,
   waitFor,
   withTimeout,
 } from '../../../../test/support/clients.js';
+import { advanceUntil, useFakeClock } from '../../../../test/support/clock.js';
 import { acceptFor, rawExchange, rawHandshake, serve, socketClosed, upgradeRequest } from './util.js';
 
 afterEach(cleanup);
@@ -382,7 +382,7 @@ describe('origin checks and access hooks', () => {
     const wss = new WebSocketServer()
       .route('/async/*', echo, {
         acceptConnection: async (req) => {
-          await sleep(50);
+          await new Promise((resolve) => setImmediate(resolve)); // settles in a later turn
           return req.headers['x-pass'] === 'yes';
         },
       })
@@ -654,6 +654,10 @@ describe('close()', () => {
     expect(wss.server?.listening).toBe(false);
     await expect(connect(`ws://${HOST}:${port}/`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
+});
+
+describe('close() on a fake clock', () => {
+  useFakeClock();
 
   it('a client that never answers the Close does not block close() beyond closeTimeout', async () => {
     const wss = new WebSocketServer({ closeTimeout: 200 }).route('/*', echo);
@@ -661,7 +665,10 @@ describe('close()', () => {
     const { socket, response } = await rawHandshake(port, upgradeRequest(`${HOST}:${port}`).text);
     expect(response.status).toBe(101);
     socket.on('data', () => {}); // reads, never answers
-    await withTimeout(wss.close(), 5000, 'wss.close with a silent peer');
+    await waitFor(() => wss.clients.size === 1, 5000, 'the connection to open');
+    const { elapsed } = await advanceUntil(wss.close(), { what: 'wss.close with a silent peer' });
+    expect(elapsed).toBeGreaterThanOrEqual(200);
+    expect(elapsed).toBeLessThanOrEqual(200 + 10);
     expect(wss.clients.size).toBe(0);
     await socketClosed(socket);
   });
@@ -703,7 +710,8 @@ describe('handler failures', () => {
     });
     const port = await serve(wss);
     const ws = await open(`ws://${HOST}:${port}/`);
-    await sleep(200);
+    // A Close sent when the handler returned would arrive before the answer to this ping.
+    await withTimeout(ws.ping(), 5000, 'a ping round trip');
     expect(ws.readyState).toBe(WebSocket.OPEN);
     await ws.send('late');
     expect(await firstText(ws)).toBe('got late');
@@ -778,26 +786,36 @@ describe('UpgradeRequest', () => {
 describe('robustness', () => {
   it('a client that disconnects during an async acceptConnection leaves no connection behind', async () => {
     let entered = false;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const wss = new WebSocketServer({
       acceptConnection: async () => {
         entered = true;
-        await sleep(200);
+        await gate;
         return true;
       },
     }).route('/*', echo);
     const port = await serve(wss);
+    const serverSocketClosed = new Promise<void>((resolve) =>
+      wss.server?.once('connection', (s: Socket) => s.once('close', () => resolve())),
+    );
     const socket = netConnect(port, HOST);
     onCleanup(() => socket.destroy());
     socket.on('error', () => {});
     socket.write(upgradeRequest(`${HOST}:${port}`).text);
     await waitFor(() => entered);
     socket.destroy();
-    // Whether or not the handshake still completes, nothing stays open for the gone peer.
-    await sleep(250);
+    release();
+    // Whether or not the handshake still completes, the server's socket closes and
+    // nothing stays open for the gone peer.
+    await withTimeout(serverSocketClosed, 5000, 'the server to close its socket');
     await waitFor(() => wss.clients.size === 0, 5000, 'connection of a gone peer cleaned up');
     // The server keeps serving.
     const ws = await open(`ws://${HOST}:${port}/`);
     await ws.send('ok');
     expect(await firstText(ws)).toBe('ok');
+    expect(wss.clients.size).toBe(1);
   });
 });

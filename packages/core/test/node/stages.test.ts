@@ -5,7 +5,8 @@
 import { connect, type Frame, Opcode, type Stage } from '@wskit/core';
 import { describe, expect, it, vi } from 'vitest';
 import { resourcesPerTest } from '../../../../test/support/clients.js';
-import { closePayload, echo, rawClient, sleep, startServer, waitFor, within } from './raw.js';
+import { advanceUntil, useFakeClock } from '../../../../test/support/clock.js';
+import { closePayload, echo, rawClient, startServer, waitFor, within } from './raw.js';
 import { nextConnection } from './util.js';
 
 const res = resourcesPerTest();
@@ -70,19 +71,6 @@ describe('built-in stages', () => {
     expect(pings).toEqual(['p1']);
   });
 
-  it("unuse('auto-ping') stops the background pings", async () => {
-    const { port } = await startServer(
-      res,
-      (ws) => {
-        ws.unuse('auto-ping');
-      },
-      { pingInterval: 30 },
-    );
-    const raw = await rawClient(res, port);
-    await sleep(300);
-    expect(raw.reader.frames.filter((f) => f.opcode === Opcode.PING)).toEqual([]);
-  });
-
   it('auto-ping sends pings and a pong updates rtt', async () => {
     const next = nextConnection();
     const { port } = await startServer(res, next.handler, { pingInterval: 30 });
@@ -129,8 +117,39 @@ describe('built-in stages', () => {
     const rtt = server.ping('x');
     rtt.catch(() => {});
     await within(pinged, 5000, 'the client to see the ping');
-    await sleep(200);
+    // A pong would be written before this message, so it would be read before it too.
+    const after = new Promise((resolve) => server.once('message', resolve));
+    await client.send('after the ping');
+    await within(after, 5000, 'the message after the ping');
     expect(pongs).toEqual([]);
+  });
+});
+
+describe('built-in stages on a fake clock', () => {
+  useFakeClock();
+
+  it("unuse('auto-ping') stops the background pings", async () => {
+    const next = nextConnection((ws) => {
+      ws.unuse('auto-ping');
+    });
+    const { port } = await startServer(res, next.handler, { pingInterval: 30 });
+    const raw = await rawClient(res, port);
+    await next.ws;
+    await vi.advanceTimersByTimeAsync(300); // ten intervals
+    // Our Ping is answered after anything the server sent before it.
+    raw.send({ opcode: Opcode.PING, payload: 'mine' });
+    expect(text(await raw.nextOf(Opcode.PONG))).toBe('mine');
+    expect(raw.reader.frames.filter((f) => f.opcode === Opcode.PING)).toEqual([]);
+  });
+
+  it('auto-ping sends its first ping one interval (and at most a slot) after the handshake', async () => {
+    const next = nextConnection();
+    const { port } = await startServer(res, next.handler, { pingInterval: 160 });
+    const raw = await rawClient(res, port);
+    await next.ws;
+    const { elapsed } = await advanceUntil(raw.nextOf(Opcode.PING, 10_000), { step: 5 });
+    expect(elapsed).toBeGreaterThanOrEqual(160);
+    expect(elapsed).toBeLessThanOrEqual(160 + 10 + 5);
   });
 
   it('dropIncomingPings: pongs from the peer still count as liveness', async () => {
@@ -142,10 +161,19 @@ describe('built-in stages', () => {
     });
     const raw = await rawClient(res, port);
     const server = await next.ws;
-    const heartbeat = setInterval(() => raw.send({ opcode: Opcode.PONG, payload: 'hb' }), 50);
-    res.add(() => clearInterval(heartbeat));
-    await sleep(1000);
+    // A heartbeat Pong every 50 ms for 1 s (four connectionTimeouts), each one read by
+    // the server before the clock moves on.
+    for (let i = 0; i < 20; i++) {
+      const seen = new Promise((resolve) => server.once('pong', resolve));
+      raw.send({ opcode: Opcode.PONG, payload: 'hb' });
+      await within(seen, 5000, `heartbeat ${i}`);
+      await vi.advanceTimersByTimeAsync(50);
+    }
     expect(server.readyState).toBe(1);
+    expect(raw.reader.frames).toEqual([]);
+    // Without the heartbeat the same connection is closed as idle (so it was what kept it open).
+    const { value: close } = await advanceUntil(raw.nextOf(Opcode.CLOSE, 10_000));
+    expect(close.payload.readUInt16BE(0)).toBe(1001);
   });
 });
 
@@ -203,10 +231,12 @@ describe('custom stages', () => {
     ]);
     expect(text(await raw.next())).toBe('one');
     expect(text(await raw.next())).toBe('two');
-    await sleep(100);
+    // Nothing else comes before the answer to a later Ping.
+    raw.send({ opcode: Opcode.PING, payload: 'end' });
+    expect((await raw.next()).opcode).toBe(Opcode.PONG);
     expect(raw.reader.pending()).toEqual([]);
-    // Later stages don't see a dropped frame either.
-    expect(seen).toEqual(['one', 'two']);
+    // Later stages don't see a dropped frame either (only the frames around it, and the Ping).
+    expect(seen).toEqual(['one', 'two', 'end']);
   });
 
   it('a dropped ping is not answered', async () => {

@@ -1,7 +1,8 @@
 /**
  * Timers of a connection and of the handshakes: connectionTimeout, pingInterval,
- * closeTimeout and handshakeTimeout (server and client), with short values and raw peers
- * that misbehave on purpose.
+ * closeTimeout and handshakeTimeout (server and client), with raw peers that misbehave on
+ * purpose. Time is vitest's fake clock: each test moves it forward itself and waits for
+ * the real socket events in between, so no test sleeps and machine speed does not matter.
  */
 import { createServer as createHttpServer } from 'node:http';
 import {
@@ -10,14 +11,27 @@ import {
   connect as netConnect,
   type Socket,
 } from 'node:net';
-import { type CloseInfo, connect, HandshakeError, Opcode, WebSocketServer } from '@wskit/core';
-import { describe, expect, it } from 'vitest';
+import { connect, HandshakeError, Opcode, WebSocketServer } from '@wskit/core';
+import { describe, expect, it, vi } from 'vitest';
 import { WebSocket as WsClient } from 'ws';
 import { resourcesPerTest } from '../../../../test/support/clients.js';
-import { closeCode, echoHandler, rawClient, sleep, startServer, waitFor, within } from './raw.js';
+import { advanceUntil, turn, useFakeClock } from '../../../../test/support/clock.js';
+import { closeCode, echoHandler, rawClient, startServer, within } from './raw.js';
 import { nextConnection } from './util.js';
 
 const res = resourcesPerTest();
+useFakeClock();
+
+/** Resolves on the next `event` of `emitter` (with its first argument). */
+const once = <T>(emitter: { once(event: string, fn: (arg: T) => void): unknown }, event: string) =>
+  new Promise<T>((resolve) => emitter.once(event, resolve));
+
+/** A round trip through a live raw client: proves its socket is still open. */
+async function pingPong(raw: Awaited<ReturnType<typeof rawClient>>): Promise<void> {
+  raw.send({ opcode: Opcode.PING, payload: 'alive?' });
+  const pong = await raw.nextOf(Opcode.PONG);
+  expect(pong.payload.toString()).toBe('alive?');
+}
 
 /** Opens a TCP connection, writes `bytes`, and reports when the server drops it. */
 async function stalledSocket(
@@ -51,11 +65,19 @@ describe('connectionTimeout', () => {
     });
     const raw = await rawClient(res, port);
     const ws = await next.ws;
-    const close = await raw.nextOf(Opcode.CLOSE, 5000);
+    const { value: close, elapsed } = await advanceUntil(raw.nextOf(Opcode.CLOSE, 10_000), {
+      what: 'the idle Close',
+    });
     expect(closeCode(close)).toBe(1001);
-    // The server pinged the silent peer before giving up on it.
-    expect(raw.reader.frames.some((f) => f.opcode === Opcode.PING)).toBe(true);
-    await within(raw.ended, 5000, 'the server to end the TCP connection');
+    // Never before connectionTimeout; at most one wheel slot (300 / 16 ms) and a step late.
+    expect(elapsed).toBeGreaterThanOrEqual(300);
+    expect(elapsed).toBeLessThanOrEqual(300 + 300 / 16 + 10);
+    // The server pinged the silent peer (once: an unanswered Ping is not repeated) before
+    // giving up on it.
+    expect(raw.reader.frames.filter((f) => f.opcode === Opcode.PING)).toHaveLength(1);
+    // The peer never answers the Close: the server ends TCP after its closeTimeout.
+    const ended = await advanceUntil(raw.ended, { what: 'the server to end the TCP connection' });
+    expect(ended.elapsed).toBeGreaterThanOrEqual(300 - 10);
     const info = await within(ws.closed, 5000, 'the server connection to close');
     expect(info.wasClean).toBe(false);
     expect(ws.readyState).toBe(3);
@@ -70,8 +92,12 @@ describe('connectionTimeout', () => {
     const server = await next.ws;
     let pings = 0;
     client.on('ping', () => pings++);
-    await sleep(1200); // almost 5 connectionTimeouts
-    expect(pings).toBeGreaterThan(2);
+    // 20 keepalive rounds = 1.2 s, almost 5 connectionTimeouts; each pong is awaited
+    // before the clock moves on, as it would arrive well within an interval.
+    for (let round = 0; round < 20; round++) {
+      await advanceUntil(once(server, 'pong'), { step: 5, limit: 200, what: `pong ${round}` });
+    }
+    expect(pings).toBe(20);
     expect(server.readyState).toBe(1);
     expect(client.readyState).toBe(1);
     expect(server.rtt).toBeTypeOf('number');
@@ -93,12 +119,29 @@ describe('connectionTimeout', () => {
     client.once('close', () => {
       closedEarly = true;
     });
-    await sleep(1200);
+    for (let round = 0; round < 20; round++) {
+      await advanceUntil(once(server, 'pong'), { step: 5, limit: 200, what: `pong ${round}` });
+    }
     expect(closedEarly).toBe(false);
     expect(server.readyState).toBe(1);
     const echoed = new Promise<string>((resolve) => client.once('message', (d) => resolve(String(d))));
     client.send('from ws');
     expect(await within(echoed, 5000)).toBe('from ws');
+  });
+
+  it('closes the same connection when its peer does not answer the pings (control)', async () => {
+    // The same server as above, but a raw peer that never answers: the idle check fires,
+    // so the tests above do depend on the pongs.
+    const next = nextConnection();
+    const { port } = await startServer(res, next.handler, { pingInterval: 60, connectionTimeout: 250 });
+    const raw = await rawClient(res, port);
+    await next.ws;
+    const { value: close, elapsed } = await advanceUntil(raw.nextOf(Opcode.CLOSE, 10_000), {
+      step: 5,
+    });
+    expect(closeCode(close)).toBe(1001);
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(250 + 250 / 16 + 5 + 1);
   });
 
   it('also counts a connection without keepalive as idle (no pings, no data: 1001)', async () => {
@@ -111,13 +154,13 @@ describe('connectionTimeout', () => {
     const client = await connect(url, { pingInterval: 0, connectionTimeout: 0 });
     res.add(() => client.terminate());
     // Our client answers the server's Close: the closing handshake is clean, code 1001.
-    const code = await within(
-      new Promise<number>((resolve) => client.once('close', (c: number) => resolve(c))),
-      5000,
-      'the client to be closed by the idle server',
-    );
+    const { value: code, elapsed } = await advanceUntil(once<number>(client, 'close'), {
+      what: 'the client to be closed by the idle server',
+    });
     expect(code).toBe(1001);
-    const info = await (await next.ws).closed;
+    expect(elapsed).toBeGreaterThanOrEqual(200);
+    expect(elapsed).toBeLessThanOrEqual(200 + 200 / 16 + 10);
+    const info = await within((await next.ws).closed, 5000, 'the server connection to close');
     expect(info).toMatchObject({ wasClean: true });
   });
 });
@@ -132,8 +175,12 @@ describe('closeTimeout', () => {
     });
     const raw = await rawClient(res, port);
     const ws = await next.ws;
-    const info: CloseInfo = await within(ws.close(1000, 'bye'), 5000, 'close() to resolve');
+    const { value: info, elapsed } = await advanceUntil(ws.close(1000, 'bye'), {
+      what: 'close() to resolve',
+    });
     expect(info).toEqual({ code: 1006, reason: '', wasClean: false });
+    expect(elapsed).toBeGreaterThanOrEqual(200);
+    expect(elapsed).toBeLessThanOrEqual(210);
     // The peer did get our Close first; then the socket was torn down.
     const close = await raw.nextOf(Opcode.CLOSE);
     expect(closeCode(close)).toBe(1000);
@@ -150,7 +197,8 @@ describe('closeTimeout', () => {
     });
     const raw = await rawClient(res, port);
     const ws = await next.ws;
-    await within(wss.close(), 5000, 'wss.close()');
+    const { elapsed } = await advanceUntil(wss.close(), { what: 'wss.close()' });
+    expect(elapsed).toBeGreaterThanOrEqual(200);
     expect(closeCode(await raw.nextOf(Opcode.CLOSE))).toBe(1001);
     expect(await ws.closed).toMatchObject({ code: 1006, wasClean: false });
     expect(wss.clients.size).toBe(0);
@@ -164,8 +212,10 @@ describe('handshakeTimeout (server)', () => {
     const { port } = await wss.listen(0, '127.0.0.1');
     res.add(() => wss.close());
     const { closed } = await stalledSocket(port, PARTIAL_HEAD);
-    // Node's own headersTimeout is 60 s: a drop within seconds is the handshake timer.
-    await within(closed, 4000, 'the stalled socket to be dropped');
+    // Node's own headersTimeout is 60 s of real time: a drop here is the handshake timer.
+    const { elapsed } = await advanceUntil(closed, { what: 'the stalled socket to be dropped' });
+    expect(elapsed).toBeGreaterThanOrEqual(200 - 30); // the timer may start a few steps in
+    expect(elapsed).toBeLessThanOrEqual(200 + 30);
   });
 
   it('drops a half-sent upgrade request (attach)', async () => {
@@ -182,7 +232,8 @@ describe('handshakeTimeout (server)', () => {
     );
     const port = (http.address() as AddressInfo).port;
     const { closed } = await stalledSocket(port, PARTIAL_HEAD);
-    await within(closed, 4000, 'the stalled socket to be dropped');
+    const { elapsed } = await advanceUntil(closed, { what: 'the stalled socket to be dropped' });
+    expect(elapsed).toBeLessThanOrEqual(200 + 30);
   });
 
   it('does not drop a connection that completed the handshake in time', async () => {
@@ -194,8 +245,10 @@ describe('handshakeTimeout (server)', () => {
     });
     const raw = await rawClient(res, port);
     await next.ws;
-    await sleep(500);
+    await vi.advanceTimersByTimeAsync(500);
+    for (let i = 0; i < 5; i++) await turn();
     expect(raw.reader.isEnded).toBe(false);
+    await pingPong(raw);
   });
 
   it('drops an upgrade whose async acceptConnection never resolves', async () => {
@@ -210,7 +263,7 @@ describe('handshakeTimeout (server)', () => {
     const { port } = await wss.listen(0, '127.0.0.1');
     res.add(() => wss.close());
     const { closed } = await stalledSocket(port, fullUpgrade('/'));
-    await within(closed, 4000, 'the socket of the stalled acceptConnection to be dropped');
+    await advanceUntil(closed, { what: 'the socket of the stalled acceptConnection to be dropped' });
     expect(handled).toBe(false);
     expect(wss.clients.size).toBe(0);
   });
@@ -225,7 +278,7 @@ describe('handshakeTimeout (server)', () => {
     const { port } = await wss.listen(0, '127.0.0.1');
     res.add(() => wss.close());
     const { closed } = await stalledSocket(port, fullUpgrade('/stall'));
-    await within(closed, 4000, 'the stalled upgrade to be dropped');
+    await advanceUntil(closed, { what: 'the stalled upgrade to be dropped' });
     // The one allowed connection must be available again (not a 503 forever).
     const ws = await connect(`ws://127.0.0.1:${port}/ok`, { pingInterval: 0 });
     res.add(() => ws.terminate());
@@ -237,11 +290,19 @@ describe('handshakeTimeout (server)', () => {
 describe('handshakeTimeout (client)', () => {
   it('rejects with HandshakeError when the server accepts TCP but never answers', async () => {
     const sockets = new Set<Socket>();
-    let socketsClosed = 0;
+    let socketClosed!: () => void;
+    const closedOne = new Promise<void>((resolve) => {
+      socketClosed = resolve;
+    });
+    let requestRead!: () => void;
+    const readOne = new Promise<void>((resolve) => {
+      requestRead = resolve;
+    });
     const tcp = createNetServer((s) => {
       sockets.add(s);
-      s.once('close', () => socketsClosed++);
+      s.once('close', () => socketClosed());
       s.on('error', () => {});
+      s.once('data', () => requestRead());
       s.resume(); // read the request, answer nothing
     });
     await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
@@ -253,18 +314,19 @@ describe('handshakeTimeout (client)', () => {
         }),
     );
     const port = (tcp.address() as AddressInfo).port;
-    const attempt = connect(`ws://127.0.0.1:${port}/`, { handshakeTimeout: 200 });
-    const err = await within(
-      attempt.then(
-        () => new Error('connected?'),
-        (e: unknown) => e,
-      ),
-      5000,
-      'connect() to settle',
+    const attempt = connect(`ws://127.0.0.1:${port}/`, { handshakeTimeout: 200 }).then(
+      () => new Error('connected?'),
+      (e: unknown) => e,
     );
+    // The request reached the server; nothing is answered however long we wait short of the timeout.
+    await within(readOne, 5000, 'the upgrade request');
+    await vi.advanceTimersByTimeAsync(199);
+    for (let i = 0; i < 5; i++) await turn();
+    const { value: err, elapsed } = await advanceUntil(attempt, { step: 1, what: 'connect() to settle' });
     expect(err).toBeInstanceOf(HandshakeError);
+    expect(elapsed).toBeLessThanOrEqual(1);
     // The client gave up on its socket too.
     expect(sockets.size).toBe(1);
-    await waitFor(() => socketsClosed === 1, 5000, 'the client to close its socket');
+    await within(closedOne, 5000, 'the client to close its socket');
   });
 });

@@ -1,28 +1,35 @@
-import { describe, expect, it } from 'vitest';
+/** The shared keepalive / idle timer, on vitest's fake clock (it reads setTimeout and performance.now). */
+import { describe, expect, it, vi } from 'vitest';
+import { useFakeClock } from '../../../../test/support/clock.js';
 import { TimerWheel } from '../../src/node/timer-wheel.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+useFakeClock();
+
 /** The wheel's one Node timer (internal state, read to check it is cleared). */
 const nodeTimer = (wheel: TimerWheel<string>) =>
   (wheel as unknown as { timer: NodeJS.Timeout | undefined }).timer;
 
 describe('TimerWheel (shared keepalive / idle timer)', () => {
-  it('fires each entry never early and at most about one slot late', async () => {
+  it('fires each entry never early and at most one slot late', async () => {
     const period = 160; // slots of 10 ms
     const fired = new Map<string, number>();
     const wheel = new TimerWheel<string>(period, (item) => {
       fired.set(item, performance.now());
       return false;
     });
+    // Start in the middle of a slot, the worst case for the rounding.
+    await vi.advanceTimersByTimeAsync(3);
     const start = performance.now();
     wheel.schedule('a');
     wheel.schedule('b', 40);
-    await sleep(period + 200);
-    expect(fired.get('a')! - start).toBeGreaterThanOrEqual(period);
+    await vi.advanceTimersByTimeAsync(39);
+    expect(fired.size).toBe(0);
+    await vi.advanceTimersByTimeAsync(period);
     expect(fired.get('b')! - start).toBeGreaterThanOrEqual(40);
-    // One slot (10 ms) of granularity, plus generous room for a loaded machine.
-    expect(fired.get('b')! - start).toBeLessThan(40 + 10 + 150);
-    expect(fired.get('b')!).toBeLessThan(fired.get('a')!);
+    expect(fired.get('b')! - start).toBeLessThanOrEqual(40 + 10);
+    expect(fired.get('a')! - start).toBeGreaterThanOrEqual(period);
+    expect(fired.get('a')! - start).toBeLessThanOrEqual(period + 10);
+    expect(nodeTimer(wheel)).toBeUndefined(); // nothing left: no timer
   });
 
   it('repeats an entry whose callback returns true, one period apart', async () => {
@@ -32,9 +39,9 @@ describe('TimerWheel (shared keepalive / idle timer)', () => {
       return times.length < 4;
     });
     wheel.schedule('x');
-    await sleep(50 * 4 + 300);
+    await vi.advanceTimersByTimeAsync(50 * 10);
     expect(times).toHaveLength(4);
-    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(45);
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeCloseTo(50, 5);
   });
 
   it('cancel() stops an entry, and no Node timer is left once the wheel is empty', async () => {
@@ -49,14 +56,15 @@ describe('TimerWheel (shared keepalive / idle timer)', () => {
     expect(timer).toBeDefined();
     wheel.schedule('third');
     expect(nodeTimer(wheel)).toBe(timer); // one Node timer for any number of entries
+    expect(vi.getTimerCount()).toBe(1);
     wheel.cancel('third');
     wheel.cancel('drop');
-    await sleep(100);
-    expect(fired).toContain('keep');
-    expect(fired).not.toContain('drop');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(fired).toEqual(['keep']);
     expect(nodeTimer(wheel)).toBeDefined();
     wheel.cancel('keep');
     expect(nodeTimer(wheel)).toBeUndefined();
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('never fires an entry scheduled with an infinite delay', async () => {
@@ -66,7 +74,8 @@ describe('TimerWheel (shared keepalive / idle timer)', () => {
       return false;
     });
     wheel.schedule('never', Number.POSITIVE_INFINITY);
-    await sleep(120);
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(10_000);
     expect(fired).toEqual([]);
   });
 });

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect as netConnect, type Socket } from 'node:net';
 import type { Handler, WebSocket, WebSocketServer } from '@wskit/core';
-import { HOST, onCleanup, stopServer, withTimeout } from '../../../../test/support/clients.js';
+import { HOST, onCleanup, realTimers, stopServer, withTimeout } from '../../../../test/support/clients.js';
 
 // ---- shared setup --------------------------------------------------------------------
 
@@ -129,7 +129,7 @@ export function rawExchange(port: number, request: string | Buffer, ms = 5000): 
   return new Promise((resolve, reject) => {
     const socket = netConnect(port, HOST);
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
+    const timer = realTimers.setTimeout(() => {
       socket.destroy();
       reject(new Error(`the server left the socket open for ${ms} ms; got: ${Buffer.concat(chunks)}`));
     }, ms);
@@ -139,7 +139,7 @@ export function rawExchange(port: number, request: string | Buffer, ms = 5000): 
       // ECONNRESET after the answer still counts as closed; checked on 'close'.
     });
     socket.on('close', () => {
-      clearTimeout(timer);
+      realTimers.clearTimeout(timer);
       const all = Buffer.concat(chunks).toString('latin1');
       const end = all.indexOf('\r\n\r\n');
       if (end === -1) {
@@ -169,27 +169,27 @@ export function rawHandshake(port: number, request: string, ms = 5000): Promise<
     const socket = netConnect(port, HOST);
     onCleanup(() => socket.destroy());
     let buffered = Buffer.alloc(0);
-    const timer = setTimeout(() => {
+    const timer = realTimers.setTimeout(() => {
       socket.destroy();
       reject(new Error(`no complete answer within ${ms} ms`));
     }, ms);
     socket.on('connect', () => socket.write(request));
     socket.on('error', (err) => {
-      clearTimeout(timer);
+      realTimers.clearTimeout(timer);
       reject(err);
     });
     const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
       const end = buffered.indexOf('\r\n\r\n');
       if (end === -1) return;
-      clearTimeout(timer);
+      realTimers.clearTimeout(timer);
       socket.off('data', onData);
       const head = parseHead(buffered.subarray(0, end).toString('latin1'));
       resolve({ response: { ...head, body: '' }, socket, rest: buffered.subarray(end + 4) });
     };
     socket.on('data', onData);
     socket.on('close', () => {
-      clearTimeout(timer);
+      realTimers.clearTimeout(timer);
       reject(new Error(`closed before a complete answer: ${JSON.stringify(buffered.toString('latin1'))}`));
     });
   });

@@ -16,7 +16,6 @@ import {
   frameBytes,
   RawServer,
   rawClient,
-  sleep,
   startServer,
   waitFor,
   within,
@@ -245,13 +244,10 @@ describe('server: closing handshake from a client', () => {
 
   it("ignores data that follows the peer's Close", async () => {
     const received: string[] = [];
-    const { port } = await startServer(
-      res,
-      (ws) => {
-        ws.on('message', (m) => received.push(m.text()));
-      },
-      { pingInterval: 0 },
-    );
+    const next = nextConnection((ws) => {
+      ws.on('message', (m) => received.push(m.text()));
+    });
+    const { port } = await startServer(res, next.handler, { pingInterval: 0 });
     const raw = await rawClient(res, port);
     raw.write(
       Buffer.concat([
@@ -266,7 +262,7 @@ describe('server: closing handshake from a client', () => {
     expect(frame.opcode).toBe(Opcode.CLOSE);
     expect(closeCode(frame)).toBe(1000); // not 1002: the garbage was never parsed
     await within(raw.ended, 5000);
-    await sleep(50);
+    await within((await next.ws).closed, 5000, 'the server connection to close');
     expect(received).toEqual(['before']);
     expect(raw.reader.pending()).toEqual([]);
   });

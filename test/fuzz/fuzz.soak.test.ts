@@ -1,16 +1,18 @@
 /**
  * Coverage-guided fuzzing of the frame engine, the handshake parsers and the extension
- * header parser (engine.ts, targets.ts). The default run gives each target
- * WSKIT_FUZZ_SECONDS (default 10) after replaying its kept corpus (corpus/<target>/);
+ * header parser (engine.ts, targets.ts). A soak test (not in the default run): after
+ * replaying its kept corpus (corpus/<target>/) each target gets WSKIT_FUZZ_SECONDS, by
+ * default 3 in `npm test` and 30 in `npm run soak` (WSKIT_SOAK=1);
  * `npm run fuzz -- --minutes 10` is the long run, which also grows the corpus. A finding
  * is written to findings/<target>/ (not kept in git) and fails the test with its bytes.
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { soak } from '../support/soak.js';
 import { type FuzzReport, fuzz } from './engine.js';
 import { TARGETS } from './targets.js';
 
-const seconds = Number(process.env.WSKIT_FUZZ_SECONDS ?? 10);
+const seconds = Number(process.env.WSKIT_FUZZ_SECONDS ?? soak(3, 30));
 const only = (process.env.WSKIT_FUZZ_TARGETS ?? '').split(',').filter((t) => t !== '');
 const saveCorpus = process.env.WSKIT_FUZZ_SAVE === '1';
 const seed = Number(process.env.WSKIT_FUZZ_SEED ?? Date.now() % 0x7fffffff);

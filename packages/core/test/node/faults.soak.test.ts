@@ -5,17 +5,20 @@
  * handles are back where they were, and everyone else was served all along. And a
  * sender that awaits every send() and then close() loses nothing, in order.
  *
- * The reset cycles run 2,000 times by default; WSKIT_SOAK=1 (`npm run soak`) runs 10,000.
+ * A soak test (not in the default run): `npm test` runs 300 reset cycles and 5,000
+ * messages per no-loss case, `npm run soak` (WSKIT_SOAK=1) 10,000 cycles and 100,000
+ * messages. The heap bound below can only catch a leak in the long form.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { connect, Opcode, type WebSocket } from '@wskit/core';
 import { describe, expect, it } from 'vitest';
 import { resourcesPerTest } from '../../../../test/support/clients.js';
+import { soak } from '../../../../test/support/soak.js';
 import { RawClient, startServer, waitFor, within } from './raw.js';
 
 const res = resourcesPerTest();
-const CYCLES = process.env.WSKIT_SOAK ? 10_000 : 2_000;
+const CYCLES = soak(300, 10_000);
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -143,7 +146,7 @@ describe('TCP resets in the middle of things', () => {
 });
 
 describe('no loss', () => {
-  const N = 100_000;
+  const N = soak(5_000, 100_000);
   for (const deflate of [false, true]) {
     const deflateOption = deflate ? { threshold: 0 } : false;
     // Each compressed message takes a zlib round trip on both sides; the reader lags and
