@@ -78,8 +78,8 @@ export const channels = {
 };
 
 export const tracing = {
-  handshake: diagnosticsChannel.tracingChannel<unknown, object>(TRACING_CHANNELS.handshake),
-  message: diagnosticsChannel.tracingChannel<unknown, object>(TRACING_CHANNELS.message),
+  handshake: diagnosticsChannel.tracingChannel<object, object>(TRACING_CHANNELS.handshake),
+  message: diagnosticsChannel.tracingChannel<object, object>(TRACING_CHANNELS.message),
 };
 
 /** The transport label of a connection ('http/1.1' until a connection says otherwise). */
