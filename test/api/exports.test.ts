@@ -32,7 +32,7 @@ const PINNED: Record<string, string[]> = {
     ...['selectSubprotocol', 'buildAcceptResponse', 'buildRejectionResponse', 'buildRequestHeaders'],
     ...['validateResponse', 'buildOffers', 'acceptResponse', 'negotiate', 'isValidUtf8', 'Utf8Validator'],
     // types
-    ...['ProtocolOptions', 'ProtocolEvent', 'ProtocolSendOptions', 'Inflater', 'Side', 'Frame'],
+    ...['ProtocolOptions', 'ProtocolEvent', 'ProtocolSendOptions', 'Inflater', 'Side', 'Frame', 'FrameHooks'],
     ...['DataOpcode', 'FrameHeader', 'FrameParserOptions', 'CloseReason', 'HandshakeResponse'],
     ...['ExtensionOffer', 'ExtensionParam', 'RequestHead', 'ValidatedRequest', 'DeflateParams'],
     'PerMessageDeflateOptions',

@@ -82,12 +82,15 @@ function runFrames(input: Buffer): void {
     p.receiveData(Buffer.from(chunk));
     pushed += chunk.length;
     invariant(p.bufferedInbound <= pushed, `parser holds ${p.bufferedInbound} B of ${pushed} B received`);
-    p.onInboundFrame ??= (frame) => {
-      invariant(
-        frame.payload.length <= FRAME_LIMITS.maxFrameSize,
-        `frame of ${frame.payload.length} B passed`,
-      );
-      return frame;
+    p.frameHooks ??= {
+      inbound(frame) {
+        invariant(
+          frame.payload.length <= FRAME_LIMITS.maxFrameSize,
+          `frame of ${frame.payload.length} B passed`,
+        );
+        return frame;
+      },
+      outbound: (frame) => frame,
     };
     // Stand-in for zlib: the frames' bytes are "inflated" to themselves.
     p.inflater ??= {

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { CloseCode } from '../protocol/close-codes.js';
 import { type DataOpcode, type Frame, Opcode } from '../protocol/frame.js';
 import { ReadyState } from '../protocol/protocol.js';
@@ -90,7 +91,7 @@ export class WebSocket extends EventEmitter {
       remotePort: this.remotePort,
       localAddress: this.localAddress,
       localPort: this.localPort,
-    } = link.remote);
+    } = init.socket as Partial<Socket>);
     this.on('newListener', this.onNewListener);
     if (channels.connectionOpen.hasSubscribers) publishConnectionOpen(this);
     link.start(init.head);

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close-codes.js';
 import { WebSocketError } from '../protocol/errors.js';
@@ -44,10 +43,9 @@ const Paused = { INBOX: 1, FRAMES: 2, INFLATE: 4 } as const;
 export class Link<W extends LinkOwner> {
   readonly owner: W;
   readonly socket: Duplex;
-  readonly remote: Partial<Socket>;
   readonly proto: Protocol;
   readonly opts: ConnectionSettings<W>;
-  private readonly log: Logger;
+  readonly log: Logger;
   private readonly clock: Clock;
   readonly compressor: MessageCompressor | undefined;
   readonly sender: SendQueue<W>;
@@ -72,7 +70,6 @@ export class Link<W extends LinkOwner> {
   constructor(owner: W, init: ConnectionInitOf<W>) {
     this.owner = owner;
     this.socket = init.socket;
-    this.remote = init.socket as Partial<Socket>;
     this.opts = init.options;
     this.log = init.logger ?? silentLogger;
     this.clock = init.clock ?? systemClock;
@@ -91,12 +88,8 @@ export class Link<W extends LinkOwner> {
     });
     if (init.compressor !== undefined)
       this.proto.inflater = createInflater(this.proto, init.compressor, this);
-    const { maxBufferedAmount, onBackpressure } = this.opts;
-    this.sender = new SendQueue<W>({
-      ...{ socket: this.socket, protocol: this.proto, compressor: init.compressor },
-      ...{ host: this, log: this.log, maxBufferedAmount, onBackpressure, owner },
-    });
-    this.stageRunner = new StageRunner<W>(owner, this.proto, this, Paused.FRAMES);
+    this.sender = new SendQueue<W>(this);
+    this.stageRunner = new StageRunner<W>(this, Paused.FRAMES);
     if (this.opts.rateLimit !== undefined) this.rateLimiter = new RateLimiter(this.opts.rateLimit);
     bindSocket(this.socket, this);
     for (const stage of init.stages ?? []) this.stageRunner.use(stage, true);

@@ -35,17 +35,15 @@ export interface SendQueueHost {
   idle(): void;
 }
 
-export interface SendQueueOptions<Owner extends ObservedConnection> {
-  socket: Duplex;
-  protocol: Protocol;
-  compressor: MessageCompressor | undefined;
-  host: SendQueueHost;
-  log: Logger;
-  /** Unread bytes allowed to pile up for a slow peer. */
-  maxBufferedAmount: number;
-  /** Called instead of closing with 1008 when maxBufferedAmount is passed. */
-  onBackpressure: ((owner: Owner) => void) | undefined;
-  owner: Owner;
+/** The connection a SendQueue works for: what it writes to and the settings it follows. */
+export interface SendQueueOwner<Owner extends ObservedConnection> extends SendQueueHost {
+  readonly socket: Duplex;
+  readonly proto: Protocol;
+  readonly compressor: MessageCompressor | undefined;
+  readonly log: Logger;
+  /** maxBufferedAmount: unread bytes allowed for a slow peer; onBackpressure replaces the 1008 close. */
+  readonly opts: { maxBufferedAmount: number; onBackpressure: ((owner: Owner) => void) | undefined };
+  readonly owner: Owner;
 }
 
 /**
@@ -55,14 +53,8 @@ export interface SendQueueOptions<Owner extends ObservedConnection> {
  * byte count that is `bufferedAmount`, and the slow-peer policy.
  */
 export class SendQueue<Owner extends ObservedConnection> {
-  private readonly socket: Duplex;
-  private readonly proto: Protocol;
-  private readonly compressor: MessageCompressor | undefined;
-  private readonly host: SendQueueHost;
-  private readonly log: Logger;
-  readonly maxBufferedAmount: number;
-  readonly onBackpressure: ((owner: Owner) => void) | undefined;
-  private readonly owner: Owner;
+  // One reference to the connection, not a copy of each setting: idle connections stay small.
+  private readonly host: SendQueueOwner<Owner>;
 
   private queue: QueuedSend[] | undefined;
   /** Bytes waiting in the queue (not yet handed to the socket). */
@@ -84,15 +76,28 @@ export class SendQueue<Owner extends ObservedConnection> {
   /** The Pong owed for the latest Ping while an earlier one is unsent (RFC 6455 §5.5.3). */
   private owedPong: Buffer | undefined;
 
-  constructor(options: SendQueueOptions<Owner>) {
-    this.socket = options.socket;
-    this.proto = options.protocol;
-    this.compressor = options.compressor;
-    this.host = options.host;
-    this.log = options.log;
-    this.maxBufferedAmount = options.maxBufferedAmount;
-    this.onBackpressure = options.onBackpressure;
-    this.owner = options.owner;
+  constructor(host: SendQueueOwner<Owner>) {
+    this.host = host;
+  }
+
+  private get socket(): Duplex {
+    return this.host.socket;
+  }
+
+  private get proto(): Protocol {
+    return this.host.proto;
+  }
+
+  get maxBufferedAmount(): number {
+    return this.host.opts.maxBufferedAmount;
+  }
+
+  get onBackpressure(): ((owner: Owner) => void) | undefined {
+    return this.host.opts.onBackpressure;
+  }
+
+  private get owner(): Owner {
+    return this.host.owner;
   }
 
   /**
@@ -227,8 +232,8 @@ export class SendQueue<Owner extends ObservedConnection> {
         let payload = item.payload;
         try {
           // RFC 7692 §7.2.1; RSV1 goes on the first frame only (the protocol sees to it).
-          if (item.compress && this.compressor !== undefined)
-            payload = await this.compressor.compress(item.payload, item.fin);
+          if (item.compress && this.host.compressor !== undefined)
+            payload = await this.host.compressor.compress(item.payload, item.fin);
         } catch (err) {
           if (!this.dequeue(item, item.payload.length)) continue;
           item.reject(err instanceof Error ? err : new Error(String(err)));
@@ -326,7 +331,7 @@ export class SendQueue<Owner extends ObservedConnection> {
       this.onBackpressure(this.owner);
       return;
     }
-    this.log.warn({ bufferedAmount: this.bufferedAmount }, 'slow consumer: closing with 1008');
+    this.host.log.warn({ bufferedAmount: this.bufferedAmount }, 'slow consumer: closing with 1008');
     // A Close held after a violation goes out now (with its own code). The Close 1008
     // goes out behind the queued data: a peer that reads again before closeTimeout
     // learns why it was closed; one that doesn't is destroyed by the close timer.

@@ -1,27 +1,39 @@
 import type { Frame } from '../protocol/frame.js';
-import type { Protocol } from '../protocol/protocol.js';
+import type { FrameHooks, Protocol } from '../protocol/protocol.js';
 import type { StageOf } from './connection-types.js';
 import { FrameTaps, type FrameTapsHost } from './frame-taps.js';
+
+/** The connection a StageRunner works for: the object stages get, its engine, its reading. */
+export interface StageHost<W> extends FrameTapsHost {
+  readonly owner: W;
+  readonly proto: Protocol;
+}
 
 /**
  * A connection's frame stages and frames() readers, plugged into its Protocol: inbound
  * stages run before the state machine sees a frame, outbound ones (in reverse order)
  * before a frame is encoded. `W` is the connection handed to the stages.
  */
-export class StageRunner<W> {
-  private readonly ws: W;
-  private readonly proto: Protocol;
-  private readonly tapsHost: FrameTapsHost;
+export class StageRunner<W> implements FrameHooks {
+  private readonly host: StageHost<W>;
   private readonly pauseReason: number;
   /** Replaced, never changed in place (`list` is handed out). */
   private list: readonly StageOf<W>[] = [];
   private taps: FrameTaps | undefined;
+  private hasInbound = false;
+  private hasOutbound = false;
 
-  constructor(ws: W, proto: Protocol, tapsHost: FrameTapsHost, pauseReason: number) {
-    this.ws = ws;
-    this.proto = proto;
-    this.tapsHost = tapsHost;
+  constructor(host: StageHost<W>, pauseReason: number) {
+    this.host = host;
     this.pauseReason = pauseReason;
+  }
+
+  private get ws(): W {
+    return this.host.owner;
+  }
+
+  private get proto(): Protocol {
+    return this.host.proto;
   }
 
   get stages(): readonly StageOf<W>[] {
@@ -47,7 +59,7 @@ export class StageRunner<W> {
 
   /** A new frames() reader. */
   reader(): AsyncIterable<Frame> {
-    this.taps ??= new FrameTaps(this.tapsHost, this.pauseReason);
+    this.taps ??= new FrameTaps(this.host, this.pauseReason);
     this.sync();
     return this.taps.reader();
   }
@@ -63,29 +75,33 @@ export class StageRunner<W> {
     this.taps?.wakeAll();
   }
 
+  /** Plugs this runner into the protocol while any stage or reader needs to see frames. */
   private sync(): void {
-    const inbound = this.list.filter((s) => s.inbound !== undefined);
-    const outbound = this.list.filter((s) => s.outbound !== undefined).reverse();
-    const taps = this.taps;
-    this.proto.onInboundFrame =
-      inbound.length === 0 && taps === undefined
-        ? undefined
-        : (frame) => {
-            let current: Frame | null = frame;
-            // A stage that swallows a frame hides it from later stages, readers and handlers.
-            for (const stage of inbound)
-              if (current !== null) current = stage.inbound?.(current, this.ws) ?? null;
-            if (current !== null) taps?.push(current, this.proto.closeSent !== undefined);
-            return current;
-          };
-    this.proto.onOutboundFrame =
-      outbound.length === 0
-        ? undefined
-        : (frame) => {
-            let current: Frame | null = frame;
-            for (const stage of outbound)
-              if (current !== null) current = stage.outbound?.(current, this.ws) ?? null;
-            return current;
-          };
+    this.hasInbound = this.list.some((s) => s.inbound !== undefined);
+    this.hasOutbound = this.list.some((s) => s.outbound !== undefined);
+    this.proto.frameHooks = this.hasInbound || this.hasOutbound || this.taps !== undefined ? this : undefined;
+  }
+
+  /** FrameHooks: the inbound stages in order, then the frames() readers. */
+  inbound(frame: Frame): Frame | null {
+    let current: Frame | null = frame;
+    // A stage that swallows a frame hides it from later stages, readers and handlers.
+    if (this.hasInbound)
+      for (const stage of this.list)
+        if (current !== null && stage.inbound) current = stage.inbound(current, this.ws);
+    if (current !== null) this.taps?.push(current, this.proto.closeSent !== undefined);
+    return current;
+  }
+
+  /** FrameHooks: the outbound stages, last added first. */
+  outbound(frame: Frame): Frame | null {
+    if (!this.hasOutbound) return frame;
+    let current: Frame | null = frame;
+    const list = this.list;
+    for (let i = list.length - 1; i >= 0 && current !== null; i--) {
+      const stage = list[i] as StageOf<W>;
+      if (stage.outbound) current = stage.outbound(current, this.ws);
+    }
+    return current;
   }
 }

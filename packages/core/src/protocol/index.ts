@@ -30,6 +30,7 @@ export {
 } from './permessage-deflate.js';
 export {
   END_OF_STREAM,
+  type FrameHooks,
   type Inflater,
   Protocol,
   type ProtocolEvent,

@@ -45,6 +45,12 @@ export type ProtocolEvent =
   /** The peer broke the protocol; a Close frame with error.code is queued (or held). */
   | { type: 'error'; error: WebSocketError };
 
+/** Frame stages plugged into the engine (see Protocol.frameHooks). */
+export interface FrameHooks {
+  inbound(frame: Frame): Frame | null;
+  outbound(frame: Frame): Frame | null;
+}
+
 /**
  * The inflating stage of permessage-deflate (RFC 7692 §7.2.2), supplied by the transport
  * (zlib is asynchronous). The engine hands it the payloads of one or more consecutive
@@ -98,15 +104,11 @@ export class Protocol {
   /** END_OF_STREAM was queued: the transport ends our side of TCP. */
   eofSent = false;
   /**
-   * Sees every outgoing frame before it is encoded; returns the frame to write (possibly
-   * changed) or null to drop it. The transport's outbound frame stages hook in here.
+   * The transport's frame stages: `inbound` sees every received frame before the state
+   * machine does, `outbound` every outgoing frame before it is encoded; each returns the
+   * frame to use (possibly changed) or null to drop it.
    */
-  onOutboundFrame: ((frame: Frame) => Frame | null) | undefined;
-  /**
-   * Sees every received frame before the state machine does; returns the frame to act on
-   * (possibly changed) or null to drop it. The transport's inbound frame stages hook in here.
-   */
-  onInboundFrame: ((frame: Frame) => Frame | null) | undefined;
+  frameHooks: FrameHooks | undefined;
   /** Inflates compressed messages; required when compression is on. */
   inflater: Inflater | undefined;
 
@@ -469,8 +471,8 @@ export class Protocol {
       if (this.inflateBatch !== undefined) this.startInflate(false); // its next frame is not here yet
       return this.inflating || this.events.length > 0;
     }
-    if (this.onInboundFrame !== undefined) {
-      const changed = this.onInboundFrame(frame);
+    if (this.frameHooks !== undefined) {
+      const changed = this.frameHooks.inbound(frame);
       if (changed === null) {
         // A stage swallowed it: no later stage or handler sees it.
         if (this.inflateBatch !== undefined && this.parser.peekComplete() !== Opcode.CONTINUATION)
@@ -705,8 +707,8 @@ export class Protocol {
   }
 
   private writeFrame(frame: Frame): void {
-    if (this.onOutboundFrame !== undefined) {
-      const changed = this.onOutboundFrame(frame);
+    if (this.frameHooks !== undefined) {
+      const changed = this.frameHooks.outbound(frame);
       if (changed === null) return;
       frame = changed;
     }
