@@ -77,6 +77,19 @@ export const DEFAULT_MAX_SIZE = 1024 * 1024;
  */
 export const END_OF_STREAM: Buffer = Buffer.alloc(0);
 
+/** Bits of Protocol.flags. */
+const Flag = {
+  eofReceived: 1,
+  eofSent: 2,
+  compression: 4,
+  inflating: 8,
+  holdCloseOnFailure: 16,
+  holdCloseReply: 32,
+  closeReplyHeld: 64,
+  outgoingCompressed: 128,
+  batchEndsMessage: 256,
+} as const;
+
 /** A send accepted now and encoded later (see reserveSend()): how to frame it. */
 type Reservation = { kind: 'data'; opcode: number; rsv: number; fin: boolean } | { kind: 'encoded' };
 
@@ -99,10 +112,7 @@ export class Protocol {
   closeReceived: { code: number; reason: string } | undefined;
   /** The violation that failed the connection, if any. */
   failure: WebSocketError | undefined;
-  /** The peer ended its side of TCP. */
-  eofReceived = false;
-  /** END_OF_STREAM was queued: the transport ends our side of TCP. */
-  eofSent = false;
+
   /**
    * The transport's frame stages: `inbound` sees every received frame before the state
    * machine does, `outbound` every outgoing frame before it is encoded; each returns the
@@ -112,29 +122,22 @@ export class Protocol {
   /** Inflates compressed messages; required when compression is on. */
   inflater: Inflater | undefined;
 
+  /** The connection's yes/no facts, one bit each (Flag): idle connections stay small. */
+  private flags = 0;
   private readonly parser: AssemblingParser;
   private readonly assembler: MessageAssembler;
-  private readonly compression: boolean;
   private output: Buffer[] = [];
   private events: ProtocolEvent[] = [];
-  /** Frames of a compressed message are being inflated: nothing else is read meanwhile. */
-  private inflating = false;
   /** Payloads of a compressed message collected for one inflate() call. */
   private inflateBatch: Buffer[] | undefined;
-  private readonly holdCloseOnFailure: boolean;
-  private readonly holdCloseReply: boolean;
   /** The Close that fail() holds until releaseClose(). */
   private heldClose: { code: number; reason: string } | undefined;
-  /** The answer to the peer's Close waits for releaseCloseReply(). */
-  private closeReplyHeld = false;
   /** Our Close, due as soon as the reserved sends are out. */
   private pendingClose: { code: number | undefined; reason: string } | undefined;
   /** Sends accepted and not encoded yet, in order (undefined when none). */
   private reservations: Reservation[] | undefined;
   /** Opcode of the outgoing fragmented message in progress, 0 when none. */
   private outgoingOpcode: 0 | DataOpcode = 0;
-  /** That message is compressed (RFC 7692 §6: a message is compressed as a whole). */
-  private outgoingCompressed = false;
   /** Encoded frames waiting for the open fragmented message to end (RFC 6455 §5.4). */
   private heldFrames: Buffer[] | undefined;
   /** Bytes in heldFrames. */
@@ -142,9 +145,9 @@ export class Protocol {
 
   constructor(options: ProtocolOptions) {
     this.side = options.side;
-    this.compression = options.compression ?? false;
-    this.holdCloseOnFailure = options.holdCloseOnFailure ?? false;
-    this.holdCloseReply = options.holdCloseReply ?? false;
+    this.setFlag(Flag.compression, options.compression ?? false);
+    this.setFlag(Flag.holdCloseOnFailure, options.holdCloseOnFailure ?? false);
+    this.setFlag(Flag.holdCloseReply, options.holdCloseReply ?? false);
     this.assembler = new MessageAssembler(
       options.maxMessageSize ?? DEFAULT_MAX_SIZE,
       options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
@@ -153,10 +156,28 @@ export class Protocol {
       {
         side: options.side,
         maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_SIZE,
-        allowedRsv: this.compression ? Rsv.RSV1 : 0,
+        allowedRsv: this.is(Flag.compression) ? Rsv.RSV1 : 0,
       },
       this.assembler,
     );
+  }
+
+  /** The peer ended its side of TCP. */
+  get eofReceived(): boolean {
+    return this.is(Flag.eofReceived);
+  }
+
+  /** END_OF_STREAM was queued: the transport ends our side of TCP. */
+  get eofSent(): boolean {
+    return this.is(Flag.eofSent);
+  }
+
+  private is(flag: number): boolean {
+    return (this.flags & flag) !== 0;
+  }
+
+  private setFlag(flag: number, on: boolean): void {
+    this.flags = on ? this.flags | flag : this.flags & ~flag;
   }
 
   get maxMessageSize(): number {
@@ -170,12 +191,12 @@ export class Protocol {
 
   /** A compressed message is being inflated (no event comes out until it is done). */
   get inflateInProgress(): boolean {
-    return this.inflating;
+    return this.is(Flag.inflating);
   }
 
   /** Has the end of our side of TCP been queued? (Kept for callers of the old name.) */
   get shouldCloseTransport(): boolean {
-    return this.eofSent;
+    return this.is(Flag.eofSent);
   }
 
   /**
@@ -184,7 +205,7 @@ export class Protocol {
    * server closes first), undefined while the connection is open.
    */
   get transportCloser(): 'us' | 'peer' | undefined {
-    if (this.eofSent) return 'us';
+    if (this.is(Flag.eofSent)) return 'us';
     if (this.closeSent !== undefined && (this.closeReceived !== undefined || this.failure !== undefined))
       return 'peer';
     return undefined;
@@ -201,8 +222,8 @@ export class Protocol {
 
   /** The peer ended its side of TCP. Ours ends once everything received was handled. */
   receiveEof(): void {
-    if (this.eofReceived) return;
-    this.eofReceived = true;
+    if (this.is(Flag.eofReceived)) return;
+    this.setFlag(Flag.eofReceived, true);
     this.endStreamWhenDone();
   }
 
@@ -232,9 +253,9 @@ export class Protocol {
    * piece of that batch.
    */
   receiveInflated(chunk: Buffer, last: boolean): void {
-    if (!this.inflating) return; // failed or lost meanwhile
-    const fin = last && this.batchEndsMessage;
-    if (last) this.inflating = false;
+    if (!this.is(Flag.inflating)) return; // failed or lost meanwhile
+    const fin = last && this.is(Flag.batchEndsMessage);
+    if (last) this.setFlag(Flag.inflating, false);
     try {
       this.emitAssembly(this.assembler.pushInflated(chunk, fin));
     } catch (err) {
@@ -244,8 +265,8 @@ export class Protocol {
 
   /** The inflater failed: invalid deflate data (1007), or a WebSocketError of its own (1009). */
   inflateFailed(error: WebSocketError | string): void {
-    if (!this.inflating) return;
-    this.inflating = false;
+    if (!this.is(Flag.inflating)) return;
+    this.setFlag(Flag.inflating, false);
     this.failReceived(
       typeof error === 'string' ? new WebSocketError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, error) : error,
     );
@@ -255,10 +276,10 @@ export class Protocol {
   connectionLost(): void {
     this.state = ReadyState.CLOSED;
     this.heldClose = undefined;
-    this.closeReplyHeld = false;
+    this.setFlag(Flag.closeReplyHeld, false);
     this.pendingClose = undefined;
     this.reservations = undefined;
-    this.inflating = false;
+    this.setFlag(Flag.inflating, false);
     this.inflateBatch = undefined;
     this.heldFrames = undefined;
     this.heldBytes = 0;
@@ -349,7 +370,7 @@ export class Protocol {
 
   /** Is the open outgoing fragmented message compressed? */
   get sendingCompressed(): boolean {
-    return this.outgoingOpcode !== 0 && this.outgoingCompressed;
+    return this.outgoingOpcode !== 0 && this.is(Flag.outgoingCompressed);
   }
 
   /** Can data still be sent (open, and no Close sent or requested)? */
@@ -440,13 +461,13 @@ export class Protocol {
 
   /** Is the answer to the peer's Close held (see holdCloseReply)? */
   get closeReplyPending(): boolean {
-    return this.closeReplyHeld;
+    return this.is(Flag.closeReplyHeld);
   }
 
   /** Answers the peer's Close (after the reserved sends), or sends it now with `force`. */
   releaseCloseReply(options: { force?: boolean } = {}): void {
-    if (!this.closeReplyHeld) return;
-    this.closeReplyHeld = false;
+    if (!this.is(Flag.closeReplyHeld)) return;
+    this.setFlag(Flag.closeReplyHeld, false);
     if (options.force) this.reservations = undefined;
     this.answerClose();
   }
@@ -458,7 +479,8 @@ export class Protocol {
    * needed, inflation running, input closed).
    */
   private receiveNextFrame(): boolean {
-    if (this.inflating || this.closeReceived !== undefined || this.failure !== undefined) return false;
+    if (this.is(Flag.inflating) || this.closeReceived !== undefined || this.failure !== undefined)
+      return false;
     if (this.state === ReadyState.CLOSED) return false;
     let frame: Frame | null;
     try {
@@ -469,7 +491,7 @@ export class Protocol {
     }
     if (frame === null) {
       if (this.inflateBatch !== undefined) this.startInflate(false); // its next frame is not here yet
-      return this.inflating || this.events.length > 0;
+      return this.is(Flag.inflating) || this.events.length > 0;
     }
     if (this.frameHooks !== undefined) {
       const changed = this.frameHooks.inbound(frame);
@@ -506,16 +528,13 @@ export class Protocol {
     this.startInflate(result.fin);
   }
 
-  /** The last frame of the batch handed to the inflater ends the message. */
-  private batchEndsMessage = false;
-
   private startInflate(fin: boolean): void {
     const batch = this.inflateBatch;
     this.inflateBatch = undefined;
     if (batch === undefined) return;
     if (this.inflater === undefined) throw new Error('a compressed message arrived and no inflater is set');
-    this.inflating = true;
-    this.batchEndsMessage = fin;
+    this.setFlag(Flag.inflating, true);
+    this.setFlag(Flag.batchEndsMessage, fin);
     this.inflater.inflate(batch, fin, this.assembler.remaining);
   }
 
@@ -537,7 +556,7 @@ export class Protocol {
           this.endStreamWhenDone();
           return;
         }
-        if (this.holdCloseReply) this.closeReplyHeld = true;
+        if (this.is(Flag.holdCloseReply)) this.setFlag(Flag.closeReplyHeld, true);
         else this.answerClose();
         return;
       }
@@ -575,7 +594,7 @@ export class Protocol {
     this.closeSent = close;
     this.heldClose = undefined;
     this.pendingClose = undefined;
-    this.closeReplyHeld = false; // our Close is out: it answers the peer's too
+    this.setFlag(Flag.closeReplyHeld, false); // our Close is out: it answers the peer's too
     this.state = ReadyState.CLOSING;
     // Nothing goes out after our Close: frames waiting for a fragmented message are dropped.
     this.heldFrames = undefined;
@@ -590,20 +609,20 @@ export class Protocol {
    * everything received before it was handled.
    */
   private endStreamWhenDone(): void {
-    if (this.eofSent || this.state === ReadyState.CLOSED) return;
+    if (this.is(Flag.eofSent) || this.state === ReadyState.CLOSED) return;
     let end: boolean;
     if (this.failure !== undefined) end = this.heldClose === undefined && this.closeSent !== undefined;
     else if (this.side === 'server' && this.closeSent !== undefined && this.closeReceived !== undefined)
       end = true;
-    else end = this.eofReceived && this.inputHandled();
+    else end = this.is(Flag.eofReceived) && this.inputHandled();
     if (!end) return;
-    this.eofSent = true;
+    this.setFlag(Flag.eofSent, true);
     this.output.push(END_OF_STREAM);
   }
 
   /** Everything received was turned into events and answered (nothing more is coming). */
   private inputHandled(): boolean {
-    if (this.inflating || this.closeReplyHeld || this.heldClose !== undefined) return false;
+    if (this.is(Flag.inflating) || this.is(Flag.closeReplyHeld) || this.heldClose !== undefined) return false;
     if (this.events.length > 0 || this.inflateBatch !== undefined) return false;
     if (this.pendingClose !== undefined && this.reservations !== undefined) return false;
     if (this.closeReceived !== undefined || this.failure !== undefined) return true;
@@ -626,10 +645,10 @@ export class Protocol {
       }
       frameOpcode = Opcode.CONTINUATION;
     } else if (options.compressed) {
-      if (!this.compression) throw new TypeError('permessage-deflate was not negotiated');
+      if (!this.is(Flag.compression)) throw new TypeError('permessage-deflate was not negotiated');
       rsv = Rsv.RSV1; // RFC 7692 §6: RSV1 on the first frame only
     }
-    if (this.outgoingOpcode === 0) this.outgoingCompressed = options.compressed ?? false;
+    if (this.outgoingOpcode === 0) this.setFlag(Flag.outgoingCompressed, options.compressed ?? false);
     this.outgoingOpcode = fin ? 0 : opcode;
     return { opcode: frameOpcode, rsv, fin };
   }
@@ -655,15 +674,15 @@ export class Protocol {
 
   /** The peer broke the protocol: fail, holding our Close if holdCloseOnFailure says so. */
   private failReceived(error: WebSocketError): void {
-    this.failWith(error, this.holdCloseOnFailure);
+    this.failWith(error, this.is(Flag.holdCloseOnFailure));
   }
 
   private failWith(error: WebSocketError, hold: boolean): void {
     if (this.failure !== undefined) return;
     this.failure = error;
-    this.inflating = false;
+    this.setFlag(Flag.inflating, false);
     this.inflateBatch = undefined;
-    this.closeReplyHeld = false;
+    this.setFlag(Flag.closeReplyHeld, false);
     this.parser.discard(); // nothing more is read from a failed connection
     this.events.push({ type: 'error', error });
     if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) {
