@@ -424,7 +424,8 @@ async function runAgainstServerH2(c: Case): Promise<Run> {
       'the extended CONNECT answer',
     );
     // RFC 8441 §5: a 2xx stands for 101 Switching Protocols.
-    if (response[':status'] !== 200) throw new Error(`extended CONNECT answered ${response[':status']}`);
+    if (Number(response[':status']) !== 200)
+      throw new Error(`extended CONNECT answered ${response[':status']}`);
     const ext = response['sec-websocket-extensions'];
     const answer = Array.isArray(ext) ? ext.join(', ') : ext;
     const deflate = serverAnswerDeflate(c, answer, run);
