@@ -16,10 +16,10 @@ import { OP, text } from './harness/peer.js';
 import { PeerDeflate } from './harness/pmd.js';
 import { summarize, writeHtml, writeJson, writeMarkdown } from './harness/report.js';
 import { runOne } from './harness/runner.js';
+import { DIRECTIONS, runFamilies } from './harness/suite.js';
 import type { Case, CaseResult, Direction } from './harness/types.js';
 import { randomBytesSeeded } from './harness/util.js';
 
-const DIRECTIONS: Direction[] = ['server', 'client'];
 /** (family, direction) units run at once; the cases of one unit run one after the other. */
 const CONCURRENCY = 3;
 
@@ -38,37 +38,7 @@ const out = (name: string) => {
   return `${reportDir.replace(/\/$/, '')}/${name}`;
 };
 
-interface Unit {
-  family: number;
-  direction: Direction;
-  cases: Case[];
-}
-
-async function runAll(): Promise<CaseResult[]> {
-  const units: Unit[] = [];
-  for (const f of families) {
-    const cases = f.cases();
-    for (const d of DIRECTIONS) {
-      const own = cases.filter((c) => c.directions.includes(d));
-      if (own.length > 0) units.push({ family: f.family, direction: d, cases: own });
-    }
-  }
-  // Heaviest units first, so the long ones overlap the short ones.
-  const weight = (u: Unit) => (u.family === 9 ? 3 : u.family >= 12 ? 2 : u.family === 6 ? 1 : 0);
-  const queue = [...units].sort((a, b) => weight(b) - weight(a));
-  const byUnit = new Map<Unit, CaseResult[]>();
-  const worker = async () => {
-    for (;;) {
-      const unit = queue.shift();
-      if (unit === undefined) return;
-      const out: CaseResult[] = [];
-      for (const c of unit.cases) out.push(await runOne(c, unit.direction));
-      byUnit.set(unit, out);
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return units.flatMap((u) => byUnit.get(u) ?? []);
-}
+const runAll = () => runFamilies(families, 'http/1.1', CONCURRENCY);
 
 describe('conformance (Autobahn TestSuite case families)', () => {
   let results: CaseResult[] = [];

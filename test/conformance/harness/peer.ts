@@ -3,7 +3,7 @@
  * purpose when a case wants it) and records everything our implementation sends back:
  * each frame, the messages and pongs, its Close, and how the TCP connection ended.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Frame } from '@wskit/core';
 import { encodeFrame, FrameParser } from '@wskit/core/protocol';
 import type { PeerDeflate } from './pmd.js';
@@ -98,7 +98,8 @@ function wireCode(code: number): boolean {
 }
 
 export interface PeerInit {
-  socket: Socket;
+  /** The raw byte stream: a TCP socket (HTTP/1.1), or an extended CONNECT stream (HTTP/2). */
+  socket: Duplex;
   direction: Direction;
   /** Bytes that came with the handshake, after its head. */
   head: Buffer;
@@ -106,6 +107,7 @@ export interface PeerInit {
   negotiated?: string;
   silent?: boolean;
   serverKeepsTcpOpen?: boolean;
+  h2?: boolean;
 }
 
 export class Peer {
@@ -113,7 +115,9 @@ export class Peer {
   /** The peer's own role: the client when it fuzzes our server. */
   readonly role: 'client' | 'server';
   readonly masked: boolean;
-  readonly socket: Socket;
+  readonly socket: Duplex;
+  /** Over HTTP/2, "TCP" is the stream: END_STREAM is the FIN, RST_STREAM the reset. */
+  readonly h2: boolean;
   readonly deflate: PeerDeflate | undefined;
   readonly negotiated: string;
   readonly start = performance.now();
@@ -152,6 +156,7 @@ export class Peer {
     this.role = init.direction === 'server' ? 'client' : 'server';
     this.masked = this.role === 'client';
     this.socket = init.socket;
+    this.h2 = init.h2 ?? false;
     this.deflate = init.deflate;
     this.negotiated = init.negotiated ?? '';
     this.silent = init.silent ?? false;
@@ -176,6 +181,12 @@ export class Peer {
       this.notify();
     });
     s.on('close', () => {
+      // RFC 8441 §5: over HTTP/2 our side may end its stream with RST_STREAM(NO_ERROR)
+      // instead of END_STREAM (no 'end' then, and no error): that ends its side too.
+      if (this.h2 && this.implEndAt === undefined && !this.gaveUp) {
+        this.firstEnd ??= 'impl';
+        this.implEndAt = this.now();
+      }
       this.closedAt = this.now();
       this.notify();
     });

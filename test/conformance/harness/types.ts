@@ -8,6 +8,9 @@ import type { Peer } from './peer.js';
 
 export type Direction = 'server' | 'client';
 
+/** How the WebSocket is carried: an HTTP/1.1 Upgrade on TCP, or an RFC 8441 stream over h2c. */
+export type Transport = 'http/1.1' | 'h2';
+
 export type Outcome = 'OK' | 'NON-STRICT' | 'INFORMATIONAL' | 'UNIMPLEMENTED' | 'FAILED';
 
 /** Worst first: the order in which outcomes override each other. */

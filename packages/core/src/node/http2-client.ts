@@ -27,6 +27,7 @@ import { createPerMessageDeflate } from './deflate.js';
 import { exposeAddresses } from './http2-exchange.js';
 import { createLogger } from './logger.js';
 import { DEFAULTS, type ResolvedConnectionOptions } from './options.js';
+import { defaultStages } from './stages.js';
 
 type Attempt = WebSocket | { error: HandshakeError; location: URL };
 
@@ -318,6 +319,8 @@ function request(
           socket: stream,
           transport: 'h2',
           options: connectionOptions,
+          // Auto-pong (RFC 6455 §5.5.2) and auto-ping, as over HTTP/1.1.
+          stages: defaultStages(connectionOptions),
           ...(checked.protocol !== undefined ? { protocol: checked.protocol } : {}),
           extensions: checked.extensions.length > 0 ? formatExtensions(checked.extensions) : '',
           ...(compressor ? { compressor } : {}),

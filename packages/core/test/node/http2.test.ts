@@ -173,6 +173,19 @@ describe.each([
     expect(srv.wss.clients.size).toBe(0);
   });
 
+  it('both sides answer pings (auto-pong) and keep the auto-ping stage', async () => {
+    const srv = await h2Server(secure);
+    const server = nextConnection((ws, req) => void echo(ws, req));
+    srv.wss.route('/ping', server.handler);
+    const ws = track(await connect(`${srv.url}/ping`, { ...CLIENT, ...tlsOptions(), http2: true }));
+    const peer = await server.ws;
+    // RFC 6455 §5.5.2: a Ping is answered with a Pong, over HTTP/2 as over HTTP/1.1.
+    expect(await peer.ping('from server')).toBeGreaterThanOrEqual(0);
+    expect(await ws.ping('from client')).toBeGreaterThanOrEqual(0);
+    expect(ws.stages.map((s) => s.name)).toContain('auto-pong');
+    expect(peer.stages.map((s) => s.name)).toContain('auto-pong');
+  }, 10_000);
+
   it('negotiates a subprotocol and permessage-deflate', async () => {
     const srv = await h2Server(secure, { protocols: ['chat.v2', 'chat.v1'], perMessageDeflate: true });
     const ws = track(
