@@ -142,8 +142,12 @@ export class SendQueue<Owner extends ObservedConnection> {
       this.checkBackpressure();
       return true;
     }
-    this.proto.sendEncoded(bytes);
-    this.flushQuietly();
+    // The common case, nothing in between: straight to the socket, no output queue.
+    if (!this.proto.sendingFragments) {
+      this.writeOne(bytes);
+      return true;
+    }
+    this.proto.sendEncoded(bytes); // RFC 6455 §5.4: held until the fragmented message ends
     this.checkBackpressure(); // a frame held behind a fragmented message counts at once
     return true;
   }
@@ -271,20 +275,33 @@ export class SendQueue<Owner extends ObservedConnection> {
     if (owed !== undefined) this.pong(owed);
   }
 
+  /** One published frame: write() without the array and the promise. */
+  private writeOne(bytes: Buffer): void {
+    const socket = this.socket;
+    if (this.dropped || socket.destroyed || !socket.writable) return;
+    this.cork();
+    socket.write(bytes);
+    this.checkBackpressure();
+  }
+
+  /** Many small writes in one tick leave in one syscall (writev on uncork). */
+  private cork(): void {
+    if (this.corked) return;
+    const socket = this.socket;
+    this.corked = true;
+    this.tickBacklog = socket.writableLength;
+    socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.pongThisTick = false;
+      socket.uncork();
+    });
+  }
+
   private write(buffers: Buffer[], written?: () => void): Promise<void> {
     const socket = this.socket;
     if (this.dropped || socket.destroyed || !socket.writable) return rejected(notOpen(this.proto.state));
-    // Many small writes in one tick leave in one syscall (writev on uncork).
-    if (!this.corked) {
-      this.corked = true;
-      this.tickBacklog = socket.writableLength;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.pongThisTick = false;
-        socket.uncork();
-      });
-    }
+    this.cork();
     let ok = true;
     let ended = false;
     const last = buffers.length - 1;
