@@ -6,10 +6,11 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { connect, WebSocketServer, zlibContexts } from '@wskit/core';
+import { connect, WebSocketServer } from '@wskit/core';
 import { describe, expect, it } from 'vitest';
 import { resourcesPerTest, waitFor } from '../../../test/support/clients.js';
 import { soak } from '../../../test/support/soak.js';
+import { zlibContexts } from '../src/node/deflate.js';
 
 const res = resourcesPerTest();
 const MiB = 1024 * 1024;
