@@ -23,9 +23,9 @@ function describeFindings(report: FuzzReport): string {
 }
 
 describe('fuzzing (coverage-guided)', () => {
-  for (const target of TARGETS) {
-    const run = only.length === 0 || only.includes(target.name) ? it : it.skip;
-    run(
+  // WSKIT_FUZZ_ONLY narrows the run to some targets: the others are not registered at all.
+  for (const target of TARGETS.filter((t) => only.length === 0 || only.includes(t.name))) {
+    it(
       `${target.name}: any input parses or fails with the documented error type, within the limits`,
       () => {
         const report = fuzz(target, {
