@@ -2,6 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { ExtensionOffer } from '../protocol/extensions.js';
 import { acceptResponse, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
+import type { MessageCompressor } from './compressor.js';
+import { createPerMessageDeflate } from './deflate.js';
 import type { TlsOptions } from './options.js';
 import { checkServerIdentity } from './tls-identity.js';
 
@@ -60,4 +62,20 @@ export function tlsSettings(tls: TlsOptions, host: string): TlsConnectionOptions
 
 function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+/**
+ * The compressor for the extensions the server agreed to, or undefined without
+ * permessage-deflate. Throws (1010) for an extension that was not offered or an invalid
+ * answer (RFC 7692 §7.1). The local settings (threshold, level, memLevel) are those of
+ * the offer the server took.
+ */
+export function agreedCompressor(
+  extensions: ExtensionOffer[],
+  offers: PerMessageDeflateOptions[],
+): MessageCompressor | undefined {
+  const params = acceptResponse(extensions, offers);
+  if (params === null) return undefined;
+  const taken = offers.find((offer) => answers(extensions, offer)) ?? (offers[0] as PerMessageDeflateOptions);
+  return createPerMessageDeflate(params, 'client', taken);
 }

@@ -4,11 +4,10 @@ import type { Duplex } from 'node:stream';
 import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
 import { formatExtensions } from '../protocol/extensions.js';
 import { buildRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
-import { acceptResponse, buildOffers, validateDeflateOptions } from '../protocol/permessage-deflate.js';
-import { answers, readBody, tlsSettings, toOfferList } from './client-handshake.js';
+import { buildOffers, validateDeflateOptions } from '../protocol/permessage-deflate.js';
+import { agreedCompressor, readBody, tlsSettings, toOfferList } from './client-handshake.js';
 import type { ClientOptions } from './client-options.js';
 import { WebSocket } from './connection.js';
-import { createPerMessageDeflate } from './deflate.js';
 import { attemptHttp2 } from './http2-client.js';
 import { createLogger } from './logger.js';
 import { DEFAULTS, resolveConnectionOptions } from './options.js';
@@ -216,15 +215,8 @@ function attempt(
           { status: response.status, headers: res.headers },
           { key, protocols },
         );
-        let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
-        // 1010 for any extension that was not offered, or an invalid answer (RFC 7692 §7.1).
-        const params = acceptResponse(checked.extensions, deflateOffers);
-        if (params !== null) {
-          // The local settings (threshold, level, memLevel) of the offer the server took.
-          const taken =
-            deflateOffers.find((offer) => answers(checked.extensions, offer)) ?? deflateOffers[0]!;
-          compressor = createPerMessageDeflate(params, 'client', taken);
-        }
+        // 1010 for an extension that was not offered, or an invalid answer (RFC 7692 §7.1).
+        const compressor = agreedCompressor(checked.extensions, deflateOffers);
         ws = new WebSocket({
           side: 'client',
           socket,

@@ -19,11 +19,10 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { HandshakeError, type HandshakeResponse } from '../protocol/errors.js';
 import { formatExtensions } from '../protocol/extensions.js';
 import { buildRequestHeaders, computeAccept, generateKey, validateResponse } from '../protocol/handshake.js';
-import { acceptResponse, buildOffers } from '../protocol/permessage-deflate.js';
-import { answers, readBody, tlsSettings, toOfferList } from './client-handshake.js';
+import { buildOffers } from '../protocol/permessage-deflate.js';
+import { agreedCompressor, readBody, tlsSettings, toOfferList } from './client-handshake.js';
 import type { ClientOptions } from './client-options.js';
 import { WebSocket } from './connection.js';
-import { createPerMessageDeflate } from './deflate.js';
 import { exposeAddresses } from './http2-exchange.js';
 import { createLogger } from './logger.js';
 import { DEFAULTS, type ResolvedConnectionOptions } from './options.js';
@@ -303,13 +302,8 @@ function request(
           },
           { key, protocols },
         );
-        let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
-        const params = acceptResponse(checked.extensions, deflateOffers);
-        if (params !== null) {
-          const taken =
-            deflateOffers.find((offer) => answers(checked.extensions, offer)) ?? deflateOffers[0]!;
-          compressor = createPerMessageDeflate(params, 'client', taken);
-        }
+        // 1010 for an extension that was not offered, or an invalid answer (RFC 7692 §7.1).
+        const compressor = agreedCompressor(checked.extensions, deflateOffers);
         exposeAddresses(stream, session.socket);
         stream.off('close', onEarlyClose);
         stream.off('error', onEarly);
