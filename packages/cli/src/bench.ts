@@ -1,4 +1,4 @@
-import { performance } from 'node:perf_hooks';
+// The global `performance` (not node:perf_hooks') so that tests can fake the clock.
 import type { Writable } from 'node:stream';
 import { type ClientOptions, connect, DEFAULTS, type Message, type TlsOptions } from '@wskit/core';
 import { SingleBar } from 'cli-progress';

@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import type { Message, WebSocket, WebSocketServer } from '@wskit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { cleanup, startWss, withTimeout } from '../../../test/support/clients.js';
 import {
   type BenchConnector,
@@ -325,7 +325,14 @@ describe('runBench', () => {
   });
 
   it('counts messages that never come back as errors after the stall timeout', async () => {
-    const r = await runBench({
+    // A fake clock: the watchdog's interval and performance.now() both advance on demand.
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'],
+    });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const run = runBench({
       url: 'mem://void',
       connector: async () => ({ send() {}, close: async () => {}, terminate() {} }),
       connections: 2,
@@ -333,6 +340,15 @@ describe('runBench', () => {
       pipeline: 3,
       stallTimeout: 200,
     });
+    await vi.advanceTimersByTimeAsync(199);
+    let settled = false;
+    void run.then(() => {
+      settled = true;
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toBe(false); // no verdict before the stall timeout
+    await vi.advanceTimersByTimeAsync(300);
+    const r = await run;
     expect(r.messages).toBe(0);
     expect(r.errors).toBe(6); // 2 connections × 3 in flight
     expect(r.errorSamples[0]).toMatch(/no echo for 200 ms: 6 messages never came back/);
