@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { applyMask, copyMasked } from '../src/protocol/mask.js';
+import { KERNEL_MIN_LENGTH, kernelAvailable } from '../src/protocol/mask-kernel.js';
+
+const require = createRequire(import.meta.url);
+const WAT = new URL('../wasm/mask-simd.wat', import.meta.url);
+
+function naiveMask(data: Uint8Array, mask: Uint8Array, phase: number): Uint8Array {
+  const out = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i]! ^ mask[(i + phase) % 4]!;
+  return out;
+}
+
+/** Bytes that are not periodic, so that a wrong key phase shows. */
+function pattern(length: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+describe('WebAssembly masking kernel', () => {
+  it('is in use on this Node (SIMD is on by default since Node 16.4)', () => {
+    expect(kernelAvailable).toBe(true);
+  });
+
+  it('embeds exactly what wasm/mask-simd.wat compiles to', async () => {
+    const wabt = await (
+      require('wabt') as () => Promise<{
+        parseWat(
+          name: string,
+          text: string,
+          features: object,
+        ): { toBinary(o: object): { buffer: Uint8Array } };
+      }>
+    )();
+    const compiled = wabt.parseWat('mask-simd.wat', readFileSync(WAT, 'utf8'), { simd: true }).toBinary({});
+    const source = readFileSync(new URL('../src/protocol/mask-kernel.ts', import.meta.url), 'utf8');
+    const embedded = /KERNEL_WASM =\s*'([A-Za-z0-9+/=]+)'/.exec(source)?.[1];
+    expect(embedded).toBe(Buffer.from(compiled.buffer).toString('base64'));
+  });
+
+  it('masks in place like a byte-by-byte XOR at every size, offset and phase', () => {
+    const sizes = [KERNEL_MIN_LENGTH, KERNEL_MIN_LENGTH + 1, 16_384 + 63, 65_536, 65_537, 200_003];
+    for (const size of sizes) {
+      for (const [offset, phase] of [
+        [0, 0],
+        [1, 1],
+        [3, 2],
+        [2, 7],
+      ] as const) {
+        const mask = Uint8Array.of(0x81, 0x02, 0xf3, 0x44);
+        const backing = Buffer.alloc(offset + size + 8, 0xee);
+        const data = pattern(size, size + offset);
+        data.copy(backing, offset);
+        const view = backing.subarray(offset, offset + size);
+        applyMask(view, mask, phase);
+        expect(view.equals(naiveMask(data, mask, phase)), `${size} @${offset} phase ${phase}`).toBe(true);
+        expect(backing.subarray(0, offset).every((b) => b === 0xee)).toBe(true);
+        expect(backing.subarray(offset + size).every((b) => b === 0xee)).toBe(true);
+      }
+    }
+  });
+
+  it('unmasking a large payload piece by piece equals unmasking it at once', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: KERNEL_MIN_LENGTH, max: 150_000 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.array(fc.nat({ max: 150_000 }), { maxLength: 5 }),
+        (size, mask, cuts) => {
+          const data = pattern(size, size);
+          const whole = Buffer.from(data);
+          applyMask(whole, mask);
+          const pieces = Buffer.from(data);
+          const points = [...new Set(cuts.map((c) => c % (size + 1)))].sort((a, b) => a - b);
+          let prev = 0;
+          for (const p of [...points, size]) {
+            applyMask(pieces.subarray(prev, p), mask, prev);
+            prev = p;
+          }
+          expect(pieces.equals(whole)).toBe(true);
+          expect(whole.equals(naiveMask(data, mask, 0))).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('copyMasked writes the masked copy and leaves the source alone', () => {
+    for (const size of [0, 5, KERNEL_MIN_LENGTH - 1, KERNEL_MIN_LENGTH, 70_001]) {
+      const mask = Uint8Array.of(9, 8, 7, 0xf6);
+      const source = pattern(size, 7 + size);
+      const before = Buffer.from(source);
+      const target = Buffer.alloc(size + 10, 0xee);
+      copyMasked(source, target, 6, mask);
+      expect(source.equals(before)).toBe(true);
+      expect(target.subarray(6, 6 + size).equals(naiveMask(source, mask, 0)), `${size}`).toBe(true);
+      expect(target.subarray(0, 6).every((b) => b === 0xee)).toBe(true);
+      expect(target.subarray(6 + size).every((b) => b === 0xee)).toBe(true);
+    }
+  });
+});
