@@ -1,5 +1,4 @@
 import { randomFillSync } from 'node:crypto';
-import { KERNEL_MIN_LENGTH, kernelAvailable, maskWithKernel } from './mask-kernel.js';
 
 /** True on little-endian hosts, where a Uint32Array reads bytes b0..b3 as b0 | b1<<8 | ... */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -15,22 +14,19 @@ function maskWord(mask: Uint8Array, p: number): number {
     : ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) >>> 0;
 }
 
-/** The mask bytes from phase `p` as the kernel takes them: byte p in the low 8 bits. */
-function littleEndianKey(mask: Uint8Array, p: number): number {
-  return mask[p & 3]! | (mask[(p + 1) & 3]! << 8) | (mask[(p + 2) & 3]! << 16) | (mask[(p + 3) & 3]! << 24);
-}
-
 /**
- * Copies `source` into `target` at `offset`, masked with `mask` (RFC 6455 §5.3); the
- * source is not modified. One pass instead of a copy and then a mask in place.
+ * Copies `source` into `target` at `offset`, masked with `mask` from `phase` (RFC 6455
+ * §5.3); the source is not modified.
  */
-export function copyMasked(source: Uint8Array, target: Uint8Array, offset: number, mask: Uint8Array): void {
-  if (source.length >= KERNEL_MIN_LENGTH && kernelAvailable) {
-    maskWithKernel(source, 0, target, offset, source.length, littleEndianKey(mask, 0));
-    return;
-  }
+export function copyMasked(
+  source: Uint8Array,
+  target: Uint8Array,
+  offset: number,
+  mask: Uint8Array,
+  phase = 0,
+): void {
   target.set(source, offset);
-  applyMask(target.subarray(offset, offset + source.length), mask);
+  applyMask(target.subarray(offset, offset + source.length), mask, phase);
 }
 
 /**
@@ -40,10 +36,6 @@ export function copyMasked(source: Uint8Array, target: Uint8Array, offset: numbe
  */
 export function applyMask(data: Uint8Array, mask: Uint8Array, phase = 0): void {
   const len = data.length;
-  if (len >= KERNEL_MIN_LENGTH && kernelAvailable) {
-    maskWithKernel(data, 0, data, 0, len, littleEndianKey(mask, phase));
-    return;
-  }
   if (len < 32) {
     for (let i = 0; i < len; i++) data[i]! ^= mask[(i + phase) & 3]!;
     return;
