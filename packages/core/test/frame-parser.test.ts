@@ -202,6 +202,60 @@ describe('FrameParser: buffering', () => {
   });
 });
 
+describe('FrameParser: large payloads split across reads', () => {
+  for (const side of ['server', 'client'] as const) {
+    it(`${side}: partial pieces are unmasked, before and after the payload is gathered in one buffer`, () => {
+      const payload = content(50_000, 7);
+      const bytes = encode({ opcode: Opcode.BINARY, fin: true, rsv: 0, masked: masked(side), payload });
+      const seen: Buffer[] = [];
+      const parser = new FrameParser({
+        side,
+        maxFrameSize: 1 << 20,
+        onPartialPayload: (p) => seen.push(Buffer.from(p)),
+      });
+      // Pieces of 10 KiB, then 1 byte, then odd sizes, so every key phase shows up.
+      const cuts = [14, 10_014, 10_015, 20_000, 33_333, 40_001];
+      let prev = 0;
+      for (const cut of [...cuts, bytes.length]) {
+        const chunk = Buffer.from(bytes.subarray(prev, cut));
+        const copy = Buffer.from(chunk);
+        parser.push(chunk);
+        const frame = parser.next();
+        if (cut < bytes.length) expect(frame).toBeNull();
+        else expect(frame?.payload.equals(payload)).toBe(true);
+        // Pieces gathered into the payload's buffer leave the pushed chunk as it was.
+        if (prev >= 30_000) expect(chunk.equals(copy)).toBe(true);
+        prev = cut;
+      }
+      expect(Buffer.concat(seen).equals(payload.subarray(0, Buffer.concat(seen).length))).toBe(true);
+      expect(seen).toHaveLength(cuts.length);
+    });
+  }
+
+  it('allocates the payload buffer only once half of the payload has arrived', () => {
+    const size = 16 * 1024 * 1024;
+    const payload = Buffer.alloc(size, 0x61);
+    const bytes = encode({ opcode: Opcode.BINARY, fin: true, rsv: 0, masked: true, payload });
+    const parser = new FrameParser({ side: 'server', maxFrameSize: size });
+    const external = () => process.memoryUsage().arrayBuffers;
+    const chunkOf = (from: number, to: number) => Buffer.from(bytes.subarray(from, to));
+    const first = chunkOf(0, 14 + size * 0.4);
+    const before = external();
+    parser.push(first);
+    expect(parser.next()).toBeNull();
+    // 40% arrived: the pieces are kept as they came, no 16 MiB buffer yet.
+    expect(external() - before).toBeLessThan(size / 2);
+    const second = chunkOf(14 + size * 0.4, 14 + size * 0.6);
+    const beforeSecond = external();
+    parser.push(second);
+    expect(parser.next()).toBeNull();
+    // Past half: the payload's buffer exists.
+    expect(external() - beforeSecond).toBeGreaterThanOrEqual(size);
+    parser.push(chunkOf(14 + size * 0.6, bytes.length));
+    expect(parser.next()?.payload.equals(payload)).toBe(true);
+  });
+});
+
 describe('FrameParser: peekComplete', () => {
   it('tells the opcode of the next frame only once all of it is buffered, reading nothing', () => {
     for (const [side, len] of [

@@ -1,6 +1,6 @@
 import { protocolError, tooBig, WebSocketError } from './errors.js';
 import { type Frame, isControlOpcode, isKnownOpcode, MAX_CONTROL_PAYLOAD, Rsv } from './frame.js';
-import { applyMask } from './mask.js';
+import { applyMask, copyMasked } from './mask.js';
 import { PieceCollector } from './piece-collector.js';
 
 export interface FrameHeader {
@@ -25,6 +25,8 @@ export interface FrameParserOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Payloads split across reads from this size up are gathered into one buffer as they come. */
+const MIN_WHOLE = 4096;
 /** The chunk list while nothing is buffered; push() replaces it, so it is never written. */
 const NO_CHUNKS: Buffer[] = [];
 /** applyMask() takes the key as bytes: filled from a parser's key right before each use. */
@@ -63,6 +65,12 @@ export class FrameParser {
    * header costs the header.
    */
   private readonly pieces = new PieceCollector();
+  /**
+   * The whole payload's buffer, allocated once half of the payload has arrived (so it
+   * costs at most twice the bytes received): later pieces are unmasked straight into it,
+   * with no copy into pieces and no join at the end.
+   */
+  private whole: Buffer | undefined;
   private received = 0;
   private failed = false;
 
@@ -133,6 +141,7 @@ export class FrameParser {
     this.buffered = 0;
     this.header = null;
     this.pieces.clear();
+    this.whole = undefined;
     this.received = 0;
   }
 
@@ -153,15 +162,30 @@ export class FrameParser {
       this.received = 0;
     }
     while (this.buffered > 0 && this.received < header.length) {
-      const n = Math.min(this.chunks[0]!.length, header.length - this.received);
+      const at = this.received;
+      const n = Math.min(this.chunks[0]!.length, header.length - at);
       const piece = this.takeFront(n);
-      if (header.masked) applyMask(piece, maskBytes(this.maskKey), this.received);
-      this.received += n;
-      this.pieces.add(piece, header.length - this.received);
-      if (this.received < header.length) this.partialPayload(piece, header);
+      let whole = this.whole;
+      if (whole === undefined && (at + n) * 2 >= header.length && header.length >= MIN_WHOLE) {
+        whole = Buffer.allocUnsafe(header.length);
+        this.pieces.moveTo(whole);
+        this.whole = whole;
+      }
+      let unmasked = piece;
+      if (whole !== undefined) {
+        if (header.masked) copyMasked(piece, whole, at, maskBytes(this.maskKey), at);
+        else piece.copy(whole, at);
+        unmasked = whole.subarray(at, at + n);
+      } else {
+        if (header.masked) applyMask(piece, maskBytes(this.maskKey), at);
+        this.pieces.add(piece, header.length - at - n);
+      }
+      this.received = at + n;
+      if (this.received < header.length) this.partialPayload(unmasked, header);
     }
     if (this.received < header.length) return null;
-    const payload = this.pieces.take();
+    const payload = this.whole ?? this.pieces.take();
+    this.whole = undefined;
     this.header = null;
     this.received = 0;
     return toFrame(header, payload);

@@ -61,6 +61,16 @@ export class PieceCollector {
     return data;
   }
 
+  /** Copies what was collected into `target` from offset 0; then empty. */
+  moveTo(target: Buffer): void {
+    let at = 0;
+    for (const part of this.parts ?? []) {
+      part.copy(target, at);
+      at += part.length;
+    }
+    this.clear();
+  }
+
   clear(): void {
     this.size = 0;
     this.parts = undefined;
