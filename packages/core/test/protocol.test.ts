@@ -583,6 +583,34 @@ describe.each(SIDES)('Protocol (%s): outgoing frames', (side) => {
     ]);
   });
 
+  it('frame hooks see every outgoing frame unless they say outboundActive: false', () => {
+    const seen: number[] = [];
+    const rewriting = {
+      inbound: (f: Frame) => f,
+      outbound: (f: Frame) => {
+        seen.push(f.opcode);
+        return { ...f, payload: Buffer.from(f.payload.toString().toUpperCase()) };
+      },
+    };
+    const p = make(side);
+    p.frameHooks = rewriting; // no outboundActive: the engine must ask
+    p.send(Opcode.TEXT, Buffer.from('whole'));
+    p.send(Opcode.BINARY, Buffer.from('bin'));
+    expect(seen).toEqual([Opcode.TEXT, Opcode.BINARY]);
+    expect(outputFrames(p).map((f) => f.payload.toString())).toEqual(['WHOLE', 'BIN']);
+    p.frameHooks = { ...rewriting, outboundActive: true };
+    p.send(Opcode.TEXT, Buffer.from('again'));
+    expect(outputFrames(p).map((f) => f.payload.toString())).toEqual(['AGAIN']);
+    // A hook that declares itself inactive is skipped, and the bytes are the plain encoding.
+    p.frameHooks = { ...rewriting, outboundActive: false };
+    p.send(Opcode.TEXT, Buffer.from('plain'));
+    const frames = outputFrames(p);
+    expect(frames.map((f) => [f.fin, f.opcode, f.masked, f.payload.toString()])).toEqual([
+      [true, Opcode.TEXT, side === 'client', 'plain'],
+    ]);
+    expect(seen).toHaveLength(3);
+  });
+
   it('sending BINARY while a TEXT fragmented message is open throws TypeError', () => {
     const p = make(side);
     p.send(Opcode.TEXT, Buffer.from('a'), { fin: false });

@@ -2,12 +2,16 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close-codes.js';
 import { WebSocketError } from '../protocol/errors.js';
 import type { DataOpcode } from '../protocol/frame.js';
-import { END_OF_STREAM, type Protocol } from '../protocol/protocol.js';
+import { END_OF_STREAM, type Protocol, type ProtocolSendOptions } from '../protocol/protocol.js';
 import type { MessageCompressor } from './compressor.js';
 import * as diag from './diagnostics.js';
 import { channels, type ObservedConnection } from './diagnostics.js';
 import type { Logger } from './logger.js';
 import { noop, notOpen, quiet, rejected } from './promises.js';
+
+/** Send options shared by every send: no object per message. */
+const WHOLE: ProtocolSendOptions = Object.freeze({ fin: true });
+const FRAGMENT: ProtocolSendOptions = Object.freeze({ fin: false });
 
 /** A send accepted by the protocol (reserveSend/reserveEncoded) and not written yet. */
 type QueuedSend =
@@ -119,7 +123,7 @@ export class SendQueue<Owner extends ObservedConnection> {
    */
   send(opcode: DataOpcode, payload: Buffer, fin: boolean, compress: boolean): Promise<void> {
     if (!compress && !this.proto.sendsReserved) {
-      this.proto.send(opcode, payload, { fin });
+      this.proto.send(opcode, payload, fin ? WHOLE : FRAGMENT);
       diag.noteSent(this.owner, opcode, payload.length, fin, -1);
       return this.flush();
     }

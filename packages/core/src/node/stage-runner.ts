@@ -93,6 +93,11 @@ export class StageRunner<W> implements FrameHooks {
     return current;
   }
 
+  /** FrameHooks: whether any stage rewrites outgoing frames. */
+  get outboundActive(): boolean {
+    return this.hasOutbound;
+  }
+
   /** FrameHooks: the outbound stages, last added first. */
   outbound(frame: Frame): Frame | null {
     if (!this.hasOutbound) return frame;

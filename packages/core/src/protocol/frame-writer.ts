@@ -25,9 +25,21 @@ export function headerSize(payloadLength: number, masked: boolean): number {
 
 /** Writes the frame header at `offset` in `target`, using the minimal length encoding. */
 export function writeHeader(target: Uint8Array, offset: number, h: FrameHeaderFields): number {
-  const len = h.payloadLength;
-  target[offset] = (h.fin ? 0x80 : 0) | ((h.rsv & 7) << 4) | (h.opcode & 0xf);
-  const maskBit = h.maskKey ? 0x80 : 0;
+  return writeHeaderOf(target, offset, h.fin, h.rsv, h.opcode, h.maskKey, h.payloadLength);
+}
+
+/** writeHeader() with the fields as arguments: no object per frame on the send path. */
+function writeHeaderOf(
+  target: Uint8Array,
+  offset: number,
+  fin: boolean,
+  rsv: number,
+  opcode: number,
+  maskKey: Uint8Array | undefined,
+  len: number,
+): number {
+  target[offset] = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0xf);
+  const maskBit = maskKey ? 0x80 : 0;
   let pos = offset + 2;
   if (len < 126) {
     target[offset + 1] = maskBit | len;
@@ -49,11 +61,11 @@ export function writeHeader(target: Uint8Array, offset: number, h: FrameHeaderFi
     target[pos++] = (lo >>> 8) & 0xff;
     target[pos++] = lo & 0xff;
   }
-  if (h.maskKey) {
-    target[pos++] = h.maskKey[0]!;
-    target[pos++] = h.maskKey[1]!;
-    target[pos++] = h.maskKey[2]!;
-    target[pos++] = h.maskKey[3]!;
+  if (maskKey) {
+    target[pos++] = maskKey[0]!;
+    target[pos++] = maskKey[1]!;
+    target[pos++] = maskKey[2]!;
+    target[pos++] = maskKey[3]!;
   }
   return pos - offset;
 }
@@ -65,27 +77,35 @@ export function writeHeader(target: Uint8Array, offset: number, h: FrameHeaderFi
  * `maskKey` may be forced (tests, RFC vectors).
  */
 export function encodeFrame(frame: Frame, maskKey?: Uint8Array): Buffer[] {
-  const payload = frame.payload;
+  const out: Buffer[] = [];
+  encodeFrameInto(out, frame.fin, frame.rsv, frame.opcode, frame.masked, frame.payload, maskKey);
+  return out;
+}
+
+/** encodeFrame() that appends the buffers to `out`, with the frame's fields as arguments. */
+export function encodeFrameInto(
+  out: Buffer[],
+  fin: boolean,
+  rsv: number,
+  opcode: number,
+  masked: boolean,
+  payload: Buffer,
+  maskKey?: Uint8Array,
+): void {
   const len = payload.length;
-  const key = frame.masked ? (maskKey ?? nextMaskKey()) : undefined;
+  const key = masked ? (maskKey ?? nextMaskKey()) : undefined;
   const hsize = headerSize(len, key !== undefined);
-  const fields: FrameHeaderFields = {
-    fin: frame.fin,
-    rsv: frame.rsv,
-    opcode: frame.opcode,
-    maskKey: key,
-    payloadLength: len,
-  };
   if (key !== undefined || len <= COALESCE_LIMIT) {
-    const out = Buffer.allocUnsafe(hsize + len);
-    writeHeader(out, 0, fields);
+    const bytes = Buffer.allocUnsafe(hsize + len);
+    writeHeaderOf(bytes, 0, fin, rsv, opcode, key, len);
     if (len > 0) {
-      if (key !== undefined) copyMasked(payload, out, hsize, key);
-      else out.set(payload, hsize);
+      if (key !== undefined) copyMasked(payload, bytes, hsize, key);
+      else bytes.set(payload, hsize);
     }
-    return [out];
+    out.push(bytes);
+    return;
   }
   const header = Buffer.allocUnsafe(hsize);
-  writeHeader(header, 0, fields);
-  return [header, payload];
+  writeHeaderOf(header, 0, fin, rsv, opcode, key, len);
+  out.push(header, payload);
 }

@@ -3,7 +3,7 @@ import { buildClosePayload, parseClosePayload, truncateUtf8 } from './close-fram
 import { InvalidStateError, WebSocketError } from './errors.js';
 import { type DataOpcode, type Frame, isControlOpcode, Opcode, Rsv } from './frame.js';
 import { type FrameHeader, FrameParser, type FrameParserOptions } from './frame-parser.js';
-import { encodeFrame } from './frame-writer.js';
+import { encodeFrameInto } from './frame-writer.js';
 import { DEFAULT_MAX_FRAGMENTS, MessageAssembler } from './message-assembler.js';
 
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
@@ -49,6 +49,8 @@ export type ProtocolEvent =
 export interface FrameHooks {
   inbound(frame: Frame): Frame | null;
   outbound(frame: Frame): Frame | null;
+  /** False when outbound() would return every frame as it is: the engine then skips it. */
+  readonly outboundActive?: boolean;
 }
 
 /**
@@ -296,6 +298,19 @@ export class Protocol {
   send(opcode: DataOpcode, payload: Buffer, options: ProtocolSendOptions = {}): void {
     this.assertCanSend();
     if (this.reservations !== undefined) throw new Error('send() while reserved sends are waiting');
+    const hooks = this.frameHooks;
+    if (
+      this.outgoingOpcode === 0 &&
+      options.fin !== false &&
+      options.compressed !== true &&
+      (hooks === undefined || hooks.outboundActive === false)
+    ) {
+      // The common case, a whole uncompressed message that no stage rewrites: straight
+      // to the output, with no Frame object on the way.
+      this.setFlag(Flag.outgoingCompressed, false);
+      encodeFrameInto(this.output, true, 0, opcode, this.side === 'client', payload);
+      return;
+    }
     const r = this.accept(opcode, options);
     this.writeFrame({ fin: r.fin, rsv: r.rsv, opcode: r.opcode, masked: this.side === 'client', payload });
     if (r.fin) this.releaseHeldFrames();
@@ -731,8 +746,7 @@ export class Protocol {
       if (changed === null) return;
       frame = changed;
     }
-    const parts = encodeFrame(frame);
-    for (const part of parts) this.output.push(part);
+    encodeFrameInto(this.output, frame.fin, frame.rsv, frame.opcode, frame.masked, frame.payload);
   }
 }
 
