@@ -21,8 +21,17 @@
  *     frames are compressed and masked once in advance and replayed on a raw socket, and the
  *     echoes (compressed by the server, one frame) are only counted, not inflated. So the
  *     figure is the server's: inflating many small frames, then deflating the echo.
+ *  4. The server alone (runs first): each library's server in a child process of its own,
+ *     the load from raw sockets replaying 16 KiB JSON-like text messages compressed in
+ *     advance (one DEFLATE stream with context takeover, one frame per message), 1
+ *     connection and 100 connections; messages per second, server CPU time per message
+ *     (user + system, all threads: zlib works in the thread pool) and echo bytes per
+ *     message. Then the server's memory per connection with compression negotiated:
+ *     before any message, just after one 16 KiB message each, 11 s idle after it (wskit
+ *     closes idle compressors), and the peak RSS while every connection echoes.
  *
- * Usage: npx tsc -b packages/core && node bench/deflate.mjs [--quick]
+ * Usage: npx tsc -b packages/core && node bench/deflate.mjs [--quick] [--server | --fragmented]
+ * (--server: only part 4; BENCH_SERVER_EXEC_ARGV='--cpu-prof' profiles the server children)
  * Prints a table and writes bench/results/deflate.json.
  */
 import { execFileSync, fork } from 'node:child_process';
