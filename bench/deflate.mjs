@@ -21,11 +21,20 @@
  *     frames are compressed and masked once in advance and replayed on a raw socket, and the
  *     echoes (compressed by the server, one frame) are only counted, not inflated. So the
  *     figure is the server's: inflating many small frames, then deflating the echo.
+ *  4. The server alone (runs first): each library's server in a child process of its own,
+ *     the load from raw sockets replaying 16 KiB JSON-like text messages compressed in
+ *     advance (one DEFLATE stream with context takeover, one frame per message), 1
+ *     connection and 100 connections; messages per second, server CPU time per message
+ *     (user + system, all threads: zlib works in the thread pool) and echo bytes per
+ *     message. Then the server's memory per connection with compression negotiated:
+ *     before any message, just after one 16 KiB message each, 11 s idle after it (wskit
+ *     closes idle compressors), and the peak RSS while every connection echoes.
  *
- * Usage: npx tsc -b packages/core && node bench/deflate.mjs [--quick]
+ * Usage: npx tsc -b packages/core && node bench/deflate.mjs [--quick] [--server | --fragmented]
+ * (--server: only part 4; BENCH_SERVER_EXEC_ARGV='--cpu-prof' profiles the server children)
  * Prints a table and writes bench/results/deflate.json.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -79,16 +88,20 @@ function binary(bytes, seed) {
   return out;
 }
 
-const WORKLOADS = [
-  {
-    name: `${MESSAGES} x 16 KiB JSON text`,
-    messages: Array.from({ length: MESSAGES }, (_, i) => jsonLike(16 * 1024, i)),
-  },
-  {
-    name: `${MESSAGES} x 10 KiB binary`,
-    messages: Array.from({ length: MESSAGES }, (_, i) => binary(10 * 1024, i)),
-  },
-];
+// A server child (--serve=) needs none of these: they would skew its memory baseline.
+const SERVE_CHILD = process.argv.some((a) => a.startsWith('--serve='));
+const WORKLOADS = SERVE_CHILD
+  ? []
+  : [
+      {
+        name: `${MESSAGES} x 16 KiB JSON text`,
+        messages: Array.from({ length: MESSAGES }, (_, i) => jsonLike(16 * 1024, i)),
+      },
+      {
+        name: `${MESSAGES} x 10 KiB binary`,
+        messages: Array.from({ length: MESSAGES }, (_, i) => binary(10 * 1024, i)),
+      },
+    ];
 
 const byteLength = (m) => (typeof m === 'string' ? Buffer.byteLength(m) : m.length);
 
@@ -305,7 +318,9 @@ async function rawClient(url) {
   // Frame headers are parsed, payloads skipped: a message ends with a data frame with FIN.
   let skip = 0;
   let pending = Buffer.alloc(0);
+  let bytesIn = 0;
   const parse = (chunk) => {
+    bytesIn += chunk.length;
     let buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
     let pos = 0;
     for (;;) {
@@ -336,6 +351,7 @@ async function rawClient(url) {
   rest = undefined;
   socket.resume();
   return {
+    bytesIn: () => bytesIn,
     send: (bytes) => socket.write(bytes),
     onMessage: (fn) => {
       onMessage = fn;
@@ -411,6 +427,222 @@ async function fragmentedThroughput(w) {
   return row;
 }
 
+// ---- 4. the server alone: raw-socket load, server CPU and memory -------------------------
+
+/**
+ * Each library's server runs in a child process of its own (so its CPU time and memory are
+ * its own); the load comes from raw sockets in this process replaying 16 KiB JSON-like text
+ * messages compressed in advance the way a client with context takeover sends them (one
+ * DEFLATE stream per connection, one frame per message, masked). Every connection replays
+ * the same frames; the server's compressed echoes are counted, not inflated.
+ */
+const SERVER_SCENARIOS = [
+  { connections: 1, messagesPerConnection: QUICK ? 300 : 1000, window: 16 },
+  { connections: 100, messagesPerConnection: QUICK ? 10 : 30, window: 4 },
+];
+const SERVER_MEMORY_CONNECTIONS = QUICK ? 100 : 300;
+const IDLE_WAIT_MS = 11_000;
+
+async function serveChild(libName) {
+  // A child: one server; answers the parent's requests for CPU time and memory over IPC.
+  const server = await libraries[libName].server();
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 20);
+  process.on('message', async (msg) => {
+    if (msg === 'cpu') {
+      const { user, system } = process.cpuUsage();
+      process.send({ cpu: user + system });
+    } else if (msg === 'memory') {
+      await settle();
+      const m = process.memoryUsage();
+      peak = m.rss;
+      process.send({ memory: { heap: m.heapUsed, rss: m.rss, external: m.external } });
+    } else if (msg === 'peak') {
+      process.send({ peak });
+    } else if (msg === 'exit') {
+      clearInterval(sampler);
+      await server.close();
+      process.exit(0);
+    }
+  });
+  process.send({ url: server.url });
+}
+
+function startServerChild(libName) {
+  const args = [`--serve=${libName}`];
+  // BENCH_SERVER_EXEC_ARGV: extra node flags for the server (e.g. --cpu-prof), to profile it.
+  const execArgv = (process.env.BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean);
+  const proc = fork(fileURLToPath(import.meta.url), args, {
+    execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const waiters = [];
+  proc.on('message', (m) => waiters.shift()?.(m));
+  const ask = (what) =>
+    new Promise((resolve) => {
+      waiters.push(resolve);
+      if (what !== undefined) proc.send(what);
+    });
+  return ask().then(({ url }) => ({
+    url,
+    cpu: async () => (await ask('cpu')).cpu,
+    memory: async () => (await ask('memory')).memory,
+    peak: async () => (await ask('peak')).peak,
+    exit: () =>
+      new Promise((resolve) => {
+        proc.once('exit', resolve);
+        proc.send('exit');
+      }),
+  }));
+}
+
+/** Replays `encoded` on every client, `window` in flight on each; resolves when all echoed. */
+function replayAll(clients, encoded, window) {
+  return Promise.all(
+    clients.map(
+      (client) =>
+        new Promise((resolve) => {
+          let sent = 0;
+          let received = 0;
+          const pump = () => {
+            while (sent < encoded.length && sent - received < window) client.send(encoded[sent++]);
+          };
+          client.onMessage(() => {
+            received++;
+            if (received === encoded.length) resolve();
+            else pump();
+          });
+          pump();
+        }),
+    ),
+  );
+}
+
+async function openRawClients(url, n) {
+  const clients = [];
+  for (let i = 0; i < n; i += 50)
+    clients.push(...(await Promise.all(Array.from({ length: Math.min(50, n - i) }, () => rawClient(url)))));
+  return clients;
+}
+
+async function serverAlone() {
+  const texts = Array.from({ length: 200 }, (_, i) => jsonLike(16 * 1024, i));
+  const oneStream = await fragmentedFrames(texts, 16 * 1024, false); // one frame per message
+  const names = ['wskit', 'ws'];
+  const rows = [];
+  for (const sc of SERVER_SCENARIOS) {
+    const encoded = Array.from(
+      { length: sc.messagesPerConnection },
+      (_, i) => oneStream[i % oneStream.length],
+    );
+    // The 200 messages repeat: a stream of more than 200 needs them compressed as one stream.
+    const stream =
+      sc.messagesPerConnection <= oneStream.length
+        ? encoded
+        : await fragmentedFrames(
+            Array.from({ length: sc.messagesPerConnection }, (_, i) => texts[i % texts.length]),
+            16 * 1024,
+            false,
+          );
+    const samples = { wskit: [], ws: [] };
+    const servers = {};
+    try {
+      for (const name of names) servers[name] = await startServerChild(name);
+      for (let run = 0; run <= RUNS; run++) {
+        const order = run % 2 === 0 ? names : [...names].reverse();
+        for (const name of order) {
+          const server = servers[name];
+          const clients = await openRawClients(server.url, sc.connections);
+          const in0 = clients.reduce((n, c) => n + c.bytesIn(), 0);
+          const cpu0 = await server.cpu();
+          const t0 = process.hrtime.bigint();
+          await replayAll(clients, stream, sc.window);
+          const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+          const cpu = (await server.cpu()) - cpu0;
+          await Promise.all(clients.map((c) => c.close()));
+          const messages = sc.connections * stream.length;
+          const echoBytes = (clients.reduce((n, c) => n + c.bytesIn(), 0) - in0) / messages;
+          if (run > 0)
+            samples[name].push({ perSecond: messages / seconds, cpuMicros: cpu / messages, echoBytes });
+        }
+      }
+    } finally {
+      for (const name of names) await servers[name]?.exit();
+    }
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const row = {
+      workload: `16 KiB JSON text, ${sc.connections} connection${sc.connections > 1 ? 's' : ''} x ${stream.length} messages, ${sc.window} in flight each`,
+      connections: sc.connections,
+      messages: sc.connections * stream.length,
+    };
+    for (const name of names) {
+      row[name] = {
+        messagesPerSecond: median(samples[name].map((s) => s.perSecond)),
+        cpuMicrosPerMessage: median(samples[name].map((s) => s.cpuMicros)),
+        echoBytesPerMessage: median(samples[name].map((s) => s.echoBytes)),
+        runs: samples[name],
+      };
+    }
+    row.ratio = row.wskit.messagesPerSecond / row.ws.messagesPerSecond;
+    row.cpuRatio = row.wskit.cpuMicrosPerMessage / row.ws.cpuMicrosPerMessage;
+    rows.push(row);
+    process.stderr.write(
+      `  server alone, ${row.workload}: wskit ${row.wskit.messagesPerSecond.toFixed(0)} msg/s ${row.wskit.cpuMicrosPerMessage.toFixed(0)} µs CPU/msg, ws ${row.ws.messagesPerSecond.toFixed(0)} msg/s ${row.ws.cpuMicrosPerMessage.toFixed(0)} µs CPU/msg\n`,
+    );
+  }
+  return rows;
+}
+
+/**
+ * Server memory per connection with compression negotiated, each library in a fresh child:
+ * idle (negotiated, nothing sent yet), after one 16 KiB message echoed on every connection
+ * (settled), and the peak RSS while every connection echoes 4 in flight.
+ */
+async function serverMemory(libName) {
+  const n = SERVER_MEMORY_CONNECTIONS;
+  const texts = Array.from({ length: 8 }, (_, i) => jsonLike(16 * 1024, i));
+  const encoded = await fragmentedFrames(texts, 16 * 1024, false);
+  const server = await startServerChild(libName);
+  try {
+    const base = await server.memory();
+    const clients = await openRawClients(server.url, n);
+    const idle = await server.memory();
+    await replayAll(clients, encoded.slice(0, 1), 1);
+    const used = await server.memory();
+    // Idle for a while: wskit releases idle deflaters after 5 to 10 s (IDLE_SWEEP_MS).
+    await new Promise((r) => setTimeout(r, IDLE_WAIT_MS));
+    const later = await server.memory();
+    await replayAll(clients, encoded.slice(1), 4);
+    const peak = await server.peak();
+    await Promise.all(clients.map((c) => c.close()));
+    const per = (a, b) => (a - b) / n / 1024;
+    return {
+      library: libName,
+      connections: n,
+      idle: {
+        heapKiB: per(idle.heap, base.heap),
+        rssKiB: per(idle.rss, base.rss),
+        externalKiB: per(idle.external, base.external),
+      },
+      idleAfterMessage: {
+        heapKiB: per(later.heap, base.heap),
+        rssKiB: per(later.rss, base.rss),
+        externalKiB: per(later.external, base.external),
+      },
+      afterMessage: {
+        heapKiB: per(used.heap, base.heap),
+        rssKiB: per(used.rss, base.rss),
+        externalKiB: per(used.external, base.external),
+      },
+      peakUnderLoadRssKiB: per(peak, base.rss),
+    };
+  } finally {
+    await server.exit();
+  }
+}
+
 // ---- 2. memory per connection ------------------------------------------------------------
 
 async function settle() {
@@ -462,6 +694,11 @@ async function memory(libName) {
 
 // ---- main --------------------------------------------------------------------------------
 
+const serveArg = process.argv.find((a) => a.startsWith('--serve='));
+if (serveArg !== undefined) {
+  await serveChild(serveArg.slice('--serve='.length));
+  await new Promise(() => {}); // until the parent says 'exit'
+}
 const child = process.argv.find((a) => a.startsWith('--memory='));
 if (child !== undefined) {
   // A child run: one memory measurement, printed as JSON.
@@ -483,8 +720,13 @@ function memoryInChild(lib, deflate) {
 
 const started = Date.now();
 const ONLY_FRAGMENTED = process.argv.includes('--fragmented');
-const results = { throughput: [], fragmented: [], memory: [] };
-for (const workload of ONLY_FRAGMENTED ? [] : WORKLOADS) {
+const ONLY_SERVER = process.argv.includes('--server');
+const results = { throughput: [], fragmented: [], memory: [], server: [], serverMemory: [] };
+if (!ONLY_FRAGMENTED) {
+  results.server = await serverAlone();
+  for (const lib of ['wskit', 'ws']) results.serverMemory.push(await serverMemory(lib));
+}
+for (const workload of ONLY_FRAGMENTED || ONLY_SERVER ? [] : WORKLOADS) {
   for (const r of await throughput(workload)) {
     results.throughput.push(r);
     process.stderr.write(
@@ -492,19 +734,36 @@ for (const workload of ONLY_FRAGMENTED ? [] : WORKLOADS) {
     );
   }
 }
-for (const w of FRAGMENTED) {
+for (const w of ONLY_SERVER ? [] : FRAGMENTED) {
   const r = await fragmentedThroughput(w);
   results.fragmented.push(r);
   process.stderr.write(
     `  ${r.workload}: wskit ${r.wskit.toFixed(0)} msg/s, ws ${r.ws.toFixed(0)} msg/s (${r.ratio.toFixed(2)}x)\n`,
   );
 }
-for (const deflate of ONLY_FRAGMENTED ? [] : [true, false]) {
+for (const deflate of ONLY_FRAGMENTED || ONLY_SERVER ? [] : [true, false]) {
   for (const lib of ['wskit', 'ws']) results.memory.push(memoryInChild(lib, deflate));
 }
 
 const fmt = (n, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+const kib = (x) => fmt(x, 1);
 const table = [
+  '',
+  `16 KiB JSON-like text into each server alone (server in its own process, raw-socket load, median of ${RUNS})`,
+  '| workload | wskit msg/s | ws msg/s | wskit/ws | wskit CPU µs/msg | ws CPU µs/msg | CPU wskit/ws | echo B/msg wskit | echo B/msg ws |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...results.server.map(
+    (r) =>
+      `| ${r.workload} | ${fmt(r.wskit.messagesPerSecond)} | ${fmt(r.ws.messagesPerSecond)} | ${fmt(r.ratio, 2)} | ${fmt(r.wskit.cpuMicrosPerMessage)} | ${fmt(r.ws.cpuMicrosPerMessage)} | ${fmt(r.cpuRatio, 2)} | ${fmt(r.wskit.echoBytesPerMessage)} | ${fmt(r.ws.echoBytesPerMessage)} |`,
+  ),
+  '',
+  `server memory per connection with permessage-deflate negotiated (${SERVER_MEMORY_CONNECTIONS} connections, server alone)`,
+  '| library | negotiated, no message: heap / RSS KiB | just after 1 msg: heap / RSS KiB | 11 s idle after it: heap / RSS KiB | peak RSS under load KiB |',
+  '|---|---:|---:|---:|---:|',
+  ...results.serverMemory.map(
+    (r) =>
+      `| ${r.library} | ${kib(r.idle.heapKiB)} / ${kib(r.idle.rssKiB)} | ${kib(r.afterMessage.heapKiB)} / ${kib(r.afterMessage.rssKiB)} | ${kib(r.idleAfterMessage.heapKiB)} / ${kib(r.idleAfterMessage.rssKiB)} | ${kib(r.peakUnderLoadRssKiB)} |`,
+  ),
   '',
   `permessage-deflate echo throughput (one connection, ${WINDOW} in flight, median of ${RUNS})`,
   '| workload | library | msg/s | MB/s | agreed |',

@@ -26,7 +26,13 @@ import {
   zlibLimiter,
 } from '@wskit/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createPerMessageDeflate, ZlibLimiter, zlibContexts } from '../src/node/deflate.js';
+import {
+  createPerMessageDeflate,
+  DEFAULT_LEVEL,
+  sweepIdleCompressors,
+  ZlibLimiter,
+  zlibContexts,
+} from '../src/node/deflate.js';
 import { computeAccept } from '../src/protocol/handshake.js';
 import type { DeflateParams } from '../src/protocol/permessage-deflate.js';
 
@@ -933,6 +939,119 @@ describe('closing the compressor', () => {
     expect((await settle(c.compress(Buffer.from('x'), true))).ok).toBe(false);
     expect((await settle(inflateAll(c, Buffer.from([0])))).ok).toBe(false);
     await eventually(() => zlibLimiter.active === 0, 5000, 'the limiter to be idle');
+  });
+});
+
+describe('idle contexts are released (sweepIdleCompressors)', () => {
+  const message = jsonLike(8000, 7);
+
+  it('an idle deflater is closed after two sweeps; the next message starts a new stream the peer reads', async () => {
+    const server = createPerMessageDeflate(PARAMS, 'server');
+    const peer = createPerMessageDeflate(PARAMS, 'client'); // one inflater throughout
+    try {
+      const first = await server.compress(message, true);
+      const again = await server.compress(message, true); // context takeover: tiny
+      expect(again.length).toBeLessThan(first.length / 5);
+      sweepIdleCompressors(); // used since the last sweep: only marked
+      expect(server.contexts).toBe(1);
+      sweepIdleCompressors();
+      expect(server.contexts).toBe(0);
+      const afterIdle = await server.compress(message, true); // a fresh window: full size
+      expect(afterIdle.length).toBe(first.length);
+      expect(server.contexts).toBe(1);
+      for (const m of [first, again, afterIdle])
+        expect((await inflateAll(peer, m)).equals(message)).toBe(true);
+      // The peer's decompressor has context takeover: it is kept however idle.
+      sweepIdleCompressors();
+      sweepIdleCompressors();
+      expect(peer.contexts).toBe(1);
+      expect((await inflateAll(peer, await server.compress(message, true))).equals(message)).toBe(true);
+    } finally {
+      server.close();
+      peer.close();
+    }
+  });
+
+  it('keeps a deflater between the fragments of a message, however idle', async () => {
+    const a = createPerMessageDeflate(PARAMS, 'client');
+    const b = createPerMessageDeflate(PARAMS, 'server');
+    try {
+      const parts = [jsonLike(5000, 1), jsonLike(7000, 2)];
+      const out: Buffer[] = [];
+      const first = await a.compress(parts[0]!, false);
+      sweepIdleCompressors();
+      sweepIdleCompressors();
+      sweepIdleCompressors();
+      expect(a.contexts).toBe(1);
+      const second = await a.compress(parts[1]!, true);
+      await b.decompress([first, second], true, 64 * MiB, (chunk) => out.push(Buffer.from(chunk)));
+      expect(Buffer.concat(out).equals(Buffer.concat(parts))).toBe(true);
+      sweepIdleCompressors();
+      sweepIdleCompressors();
+      expect(a.contexts).toBe(0);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it("releases an idle decompressor when the peer has no context takeover, and reads the peer's next message", async () => {
+    const params = { ...PARAMS, clientNoContextTakeover: true };
+    const serverSide = createPerMessageDeflate(params, 'server');
+    const clientSide = createPerMessageDeflate(params, 'client');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const data = jsonLike(3000, i);
+        expect((await inflateAll(serverSide, await clientSide.compress(data, true))).equals(data)).toBe(true);
+        expect(serverSide.contexts).toBe(1);
+        sweepIdleCompressors();
+        sweepIdleCompressors();
+        expect(serverSide.contexts).toBe(0);
+        expect(clientSide.contexts).toBe(0);
+      }
+    } finally {
+      serverSide.close();
+      clientSide.close();
+    }
+  });
+
+  it('over real connections: messages round-trip both ways before and after the release', async () => {
+    const s = await startServer({ perMessageDeflate: true });
+    const ws = await client(s.url('/echo'), { perMessageDeflate: true });
+    sweepIdleCompressors(); // whatever earlier tests left idle goes first
+    sweepIdleCompressors();
+    const before = zlibContexts();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 3; i++) {
+        const text = jsonLike(4000 + i * 1000, round * 10 + i).toString();
+        const reply = receiveOne(ws);
+        await ws.send(text);
+        expect((await reply).text()).toBe(text);
+      }
+      sweepIdleCompressors();
+      sweepIdleCompressors();
+      // Both deflaters are gone; both inflaters (context takeover) stay.
+      expect(zlibContexts()).toBe(before + 2);
+    }
+    await ws.close();
+  });
+});
+
+describe('the default level', () => {
+  it('is DEFAULT_LEVEL (5): the same output as level 5, and level 6 differs', async () => {
+    const data = jsonLike(50_000);
+    const out = async (options: { level?: number }) => {
+      const c = createPerMessageDeflate(PARAMS, 'server', options);
+      try {
+        return await c.compress(data, true);
+      } finally {
+        c.close();
+      }
+    };
+    expect(DEFAULT_LEVEL).toBe(5);
+    const byDefault = await out({});
+    expect(byDefault.equals(await out({ level: 5 }))).toBe(true);
+    expect(byDefault.equals(await out({ level: 6 }))).toBe(false);
   });
 });
 

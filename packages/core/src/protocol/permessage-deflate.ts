@@ -48,7 +48,7 @@ export interface PerMessageDeflateOptions {
   clientMaxWindowBits?: number | boolean;
   /** Messages smaller than this many bytes are not compressed. Default 1024 (DEFAULT_THRESHOLD). */
   threshold?: number;
-  /** zlib compression level (-1..9), passed through to zlib. */
+  /** zlib compression level (-1..9), passed through to zlib. Default 5 (zlib's own default, 6, costs about twice the CPU for about 5% less output). */
   level?: number;
   /** zlib memLevel (1..9), passed through to zlib. */
   memLevel?: number;
