@@ -32,11 +32,13 @@ export class HandshakeTimers {
 
   /**
    * The handshake of `socket` was answered (101 or a refusal). A later request on the same
-   * keep-alive connection is timed anew. The timer stays armed: when it fires, it moves on
-   * to the oldest socket still waiting.
+   * keep-alive connection is timed anew. While other sockets wait the timer stays armed
+   * (when it fires, it moves on to the oldest one left); with none left it is cleared.
    */
   done(socket: Duplex): void {
-    this.due.delete(socket);
+    if (!this.due.delete(socket) || this.due.size > 0 || this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   private arm(deadline: number): void {
