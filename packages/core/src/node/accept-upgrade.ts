@@ -8,7 +8,7 @@ import {
   validateDeflateOptions,
 } from '../protocol/permessage-deflate.js';
 import { Admission } from './admission.js';
-import { type TopicHub, WebSocket } from './connection.js';
+import { type ResolvedConnectionOptions, type Stage, type TopicHub, WebSocket } from './connection.js';
 import { createPerMessageDeflate } from './deflate.js';
 import type { DiagnosticsServer } from './diagnostics.js';
 import * as diag from './diagnostics.js';
@@ -37,6 +37,15 @@ export interface UpgradeHost {
   readonly server: DiagnosticsServer;
 }
 
+/** What the connections of one route share (see Upgrader.settingsFor). */
+interface RouteSettings {
+  opts: RouteOptions;
+  connection: ResolvedConnectionOptions;
+  stages: readonly Stage[];
+  logger: Logger;
+  deflate: PerMessageDeflateOptions | undefined;
+}
+
 /**
  * The server side of the opening handshake (RFC 6455 §4.2), once per upgrade request:
  * validation, capacity, the access decision (acceptConnection, or the origin check),
@@ -47,6 +56,7 @@ export interface UpgradeHost {
 export class Upgrader {
   readonly timers: HandshakeTimers;
   readonly admission: Admission;
+  private readonly settings = new WeakMap<object, RouteSettings>();
 
   constructor(private readonly host: UpgradeHost) {
     this.timers = new HandshakeTimers(host.options.handshakeTimeout ?? DEFAULTS.handshakeTimeout, host.log);
@@ -90,7 +100,8 @@ export class Upgrader {
       this.refuse(exchange, 404, `No WebSocket route for ${path}`);
       return null;
     }
-    const opts: RouteOptions = { ...this.host.options, ...route?.options, ...context.route };
+    const settings = this.settingsFor(route, context.route);
+    const opts = settings.opts;
 
     let validated: ReturnType<typeof validateRequest>;
     try {
@@ -144,7 +155,7 @@ export class Upgrader {
       const protocol = opts.protocols ? selectSubprotocol(validated.protocols, opts.protocols) : undefined;
       let extensions = '';
       let compressor: ReturnType<typeof createPerMessageDeflate> | undefined;
-      const deflate = deflateOptions(opts.perMessageDeflate);
+      const deflate = settings.deflate;
       if (deflate !== undefined) {
         const agreed = negotiate(validated.extensions, deflate);
         if (agreed !== null) {
@@ -155,19 +166,18 @@ export class Upgrader {
 
       exchange.accept({ key: validated.key, ...(protocol !== undefined ? { protocol } : {}), extensions });
       this.timers.done(socket);
-      const options = resolveConnectionOptions(opts);
       const ws = new WebSocket({
         side: 'server',
         socket,
-        options,
-        stages: defaultStages(options),
+        options: settings.connection,
+        stages: settings.stages,
         ...(protocol !== undefined ? { protocol } : {}),
         extensions,
         ...(compressor ? { compressor } : {}),
         path,
         head: exchange.head,
         transport: exchange.transport,
-        logger: opts.logger || opts.logLevel ? createLogger(opts.logger, opts.logLevel) : this.host.log,
+        logger: settings.logger,
         hub: this.host.hub,
         route: route?.pattern ?? context.pattern ?? '',
       });
@@ -189,6 +199,30 @@ export class Upgrader {
     } finally {
       ticket.release();
     }
+  }
+
+  /**
+   * The options of a route merged over the server's, with what every connection of the
+   * route shares (resolved options, default stages, logger): computed once per route (or
+   * per adapter route options object), not per upgrade.
+   */
+  private settingsFor(route: object | undefined, routeOptions: RouteOptions | undefined): RouteSettings {
+    const key = routeOptions === undefined ? (route ?? this) : route === undefined ? routeOptions : undefined;
+    let settings = key === undefined ? undefined : this.settings.get(key);
+    if (settings === undefined) {
+      const found = route as { options?: RouteOptions } | undefined;
+      const opts: RouteOptions = { ...this.host.options, ...found?.options, ...routeOptions };
+      const connection = resolveConnectionOptions(opts);
+      settings = {
+        opts,
+        connection,
+        stages: Object.freeze(defaultStages(connection)),
+        logger: opts.logger || opts.logLevel ? createLogger(opts.logger, opts.logLevel) : this.host.log,
+        deflate: deflateOptions(opts.perMessageDeflate),
+      };
+      if (key !== undefined) this.settings.set(key, settings);
+    }
+    return settings;
   }
 
   private deny(exchange: UpgradeExchange, req: UpgradeRequest, opts: RouteOptions): void {

@@ -19,7 +19,7 @@ export interface IdleWatched {
  */
 export const IdleTimer = {
   start(ws: IdleWatched, timeout: number, clock: Clock): void {
-    if (timeout > 0) wheelFor(timeout, clock).schedule(ws);
+    if (timeout > 0) wheelFor(timeout, clock).add(ws); // once per connection
   },
 
   stop(ws: IdleWatched, timeout: number, clock: Clock): void {

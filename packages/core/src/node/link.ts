@@ -92,7 +92,7 @@ export class Link<W extends LinkOwner> {
     this.stageRunner = new StageRunner<W>(this, Paused.FRAMES);
     if (this.opts.rateLimit !== undefined) this.rateLimiter = new RateLimiter(this.opts.rateLimit);
     bindSocket(this.socket, this);
-    for (const stage of init.stages ?? []) this.stageRunner.use(stage, true);
+    if (init.stages !== undefined) this.stageRunner.start(init.stages);
   }
 
   /** Starts the idle timer and reads the bytes that came with the handshake. */
@@ -400,9 +400,11 @@ export class Link<W extends LinkOwner> {
       reason: received?.reason ?? '',
       wasClean,
     };
-    const closedErr = notOpen(ReadyState.CLOSED);
-    this.pings?.rejectAll(closedErr);
-    this.sender.drop(closedErr);
+    // Built only when something waits for it: most connections close with nothing pending.
+    let closedErr: Error | undefined;
+    const closedError = () => (closedErr ??= notOpen(ReadyState.CLOSED));
+    this.pings?.rejectAll(closedError);
+    this.sender.drop(closedError);
     const sentCode = this.proto.closeSent?.code;
     this.owner.linkClosed(info, sentCode, received !== undefined);
     if (channels.connectionClose.hasSubscribers) diag.publishClose(this.owner, info, sentCode, received);

@@ -57,10 +57,10 @@ export class PingTracker {
     return rtt;
   }
 
-  /** The connection closed: every pending Ping fails with `err`. */
-  rejectAll(err: Error): void {
+  /** The connection closed: every pending Ping fails with the error `err()` makes. */
+  rejectAll(err: () => Error): void {
     const pending = this.pending;
     this.pending = undefined;
-    if (pending !== undefined) for (const ping of pending.values()) ping.reject(err);
+    if (pending !== undefined) for (const ping of pending.values()) ping.reject(err());
   }
 }

@@ -201,11 +201,11 @@ export class SendQueue<Owner extends ObservedConnection> {
   }
 
   /** The connection is gone: every waiting send fails with `err`, nothing more is written. */
-  drop(err: Error): void {
+  drop(err: () => Error): void {
     this.dropped = true;
     const queue = this.queue;
     this.queue = undefined;
-    if (queue !== undefined) for (const item of queue) if (item.kind === 'data') item.reject(err);
+    if (queue !== undefined) for (const item of queue) if (item.kind === 'data') item.reject(err());
     this.queuedBytes = 0;
     this.publishedWaiting = 0;
     this.drained();

@@ -40,6 +40,21 @@ export class StageRunner<W> implements FrameHooks {
     return this.list;
   }
 
+  /**
+   * The stages a connection starts with. A frozen list (the server's per-route defaults,
+   * names unique) is used as it is, shared by the route's connections; `list` is never
+   * changed in place.
+   */
+  start(stages: readonly StageOf<W>[]): void {
+    if (!Object.isFrozen(stages) || this.list.length > 0) {
+      for (const stage of stages) this.use(stage, true);
+      return;
+    }
+    this.list = stages;
+    this.sync();
+    for (const stage of stages) stage.attach?.(this.ws);
+  }
+
   /** Adds a stage after the existing ones, replacing one of the same name. */
   use(stage: StageOf<W>, open: boolean): void {
     if (this.list.some((s) => s.name === stage.name)) this.unuse(stage.name);

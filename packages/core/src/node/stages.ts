@@ -54,7 +54,8 @@ function createAutoPing(interval: number): Stage {
   return {
     name: 'auto-ping',
     attach(ws) {
-      wheel?.schedule(ws);
+      // Attached once per connection (use() detaches a stage of the same name first).
+      wheel?.add(ws);
     },
     detach(ws) {
       wheel?.cancel(ws);

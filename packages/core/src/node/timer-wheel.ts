@@ -73,12 +73,20 @@ export class TimerWheel<T> {
       this.cancel(item);
       return;
     }
+    this.remove(item);
+    this.add(item, delay);
+  }
+
+  /**
+   * schedule() for an item known not to be scheduled (a connection's first schedule):
+   * skips the search for an earlier entry.
+   */
+  add(item: T, delay: number = this.period): void {
+    if (!Number.isFinite(delay)) return;
     const now = this.clock.now();
     const due = now + Math.min(delay, this.period);
     // Never a slot whose time has come: an entry fires in a later tick, not in this one.
-    const slot = Math.max(Math.ceil(due / this.slotMs), Math.floor(now / this.slotMs) + 1);
-    this.remove(item);
-    this.insert(item, slot);
+    this.insert(item, Math.max(Math.ceil(due / this.slotMs), Math.floor(now / this.slotMs) + 1));
   }
 
   cancel(item: T): void {

@@ -2,7 +2,7 @@
  * Frame stages (inbound/outbound interceptors, auto-pong and auto-ping among them), the
  * low-level frames() tap and sendFrame().
  */
-import { connect, type Frame, Opcode, type Stage } from '@wskit/core';
+import { connect, type Frame, Opcode, type Stage, type WebSocket } from '@wskit/core';
 import { describe, expect, it, vi } from 'vitest';
 import { resourcesPerTest } from '../../../../test/support/clients.js';
 import { advanceUntil, useFakeClock } from '../../../../test/support/clock.js';
@@ -22,6 +22,34 @@ describe('built-in stages', () => {
     const server = await next.ws;
     expect(server.stages.map((s) => s.name)).toEqual(['auto-pong', 'auto-ping']);
     expect(client.stages.map((s) => s.name)).toEqual(['auto-pong', 'auto-ping']);
+  });
+
+  it("one connection's use()/unuse() leaves the stages of its route's other connections alone", async () => {
+    const connections: WebSocket[] = [];
+    let bothOpen: () => void = () => {};
+    const both = new Promise<void>((resolve) => {
+      bothOpen = resolve;
+    });
+    const { url } = await startServer(
+      res,
+      (ws) => {
+        connections.push(ws);
+        if (connections.length === 2) bothOpen();
+      },
+      { pingInterval: 1000 },
+    );
+    for (let i = 0; i < 2; i++) {
+      const client = await connect(url, { pingInterval: 0 });
+      res.add(() => client.terminate());
+    }
+    await both;
+    const [a, b] = connections as [WebSocket, WebSocket];
+    const names = (ws: WebSocket) => ws.stages.map((s) => s.name);
+    a.use({ name: 'tag', outbound: (f) => f });
+    expect(a.unuse('auto-ping')).toBe(true);
+    expect(names(a)).toEqual(['auto-pong', 'tag']);
+    expect(names(b)).toEqual(['auto-pong', 'auto-ping']);
+    expect(Object.isFrozen(b.stages)).toBe(true); // shared by the route's connections
   });
 
   it('has no auto-ping when pingInterval is 0', async () => {

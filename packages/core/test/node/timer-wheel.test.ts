@@ -32,6 +32,26 @@ describe('TimerWheel (shared keepalive / idle timer)', () => {
     expect(nodeTimer(wheel)).toBeUndefined(); // nothing left: no timer
   });
 
+  it('add() (a first schedule) fires like schedule(), and cancel() finds its entry', async () => {
+    const fired = new Map<string, number>();
+    const wheel = new TimerWheel<string>(160, (item) => {
+      fired.set(item, performance.now());
+      return false;
+    });
+    const start = performance.now();
+    wheel.add('a');
+    wheel.add('b', 40);
+    wheel.add('c');
+    wheel.cancel('c');
+    await vi.advanceTimersByTimeAsync(200);
+    expect(fired.get('b')! - start).toBeGreaterThanOrEqual(40);
+    expect(fired.get('b')! - start).toBeLessThanOrEqual(40 + 10);
+    expect(fired.get('a')! - start).toBeGreaterThanOrEqual(160);
+    expect(fired.get('a')! - start).toBeLessThanOrEqual(160 + 10);
+    expect(fired.has('c')).toBe(false);
+    expect(nodeTimer(wheel)).toBeUndefined();
+  });
+
   it('repeats an entry whose callback returns true, one period apart', async () => {
     const times: number[] = [];
     const wheel = new TimerWheel<string>(50, () => {
