@@ -583,6 +583,27 @@ describe.each(SIDES)('Protocol (%s): outgoing frames', (side) => {
     ]);
   });
 
+  it('idle connections share nothing: output and events of one never show up in another', () => {
+    const a = make(side);
+    const b = make(side);
+    expect(b.takeOutput()).toEqual([]);
+    a.send(Opcode.TEXT, Buffer.from('from a'));
+    expect(b.takeOutput()).toEqual([]);
+    expect(outputFrames(a).map((f) => f.payload.toString())).toEqual(['from a']);
+    b.send(Opcode.TEXT, Buffer.from('from b'));
+    expect(a.takeOutput()).toEqual([]);
+    expect(outputFrames(b).map((f) => f.payload.toString())).toEqual(['from b']);
+    expect(messages(feed(a, to(side, Opcode.TEXT, 'to a')))).toEqual([{ opcode: Opcode.TEXT, data: 'to a' }]);
+    expect(b.nextEvent()).toBeUndefined();
+    expect(
+      messages(feed(b, Buffer.concat([to(side, Opcode.TEXT, 'b1'), to(side, Opcode.TEXT, 'b2')]))),
+    ).toEqual([
+      { opcode: Opcode.TEXT, data: 'b1' },
+      { opcode: Opcode.TEXT, data: 'b2' },
+    ]);
+    expect(a.nextEvent()).toBeUndefined();
+  });
+
   it('frame hooks see every outgoing frame unless they say outboundActive: false', () => {
     const seen: number[] = [];
     const rewriting = {

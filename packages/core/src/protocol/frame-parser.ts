@@ -64,7 +64,7 @@ export class FrameParser {
    * actually arrived, not the length the header announced: a peer that sends only a
    * header costs the header.
    */
-  private readonly pieces = new PieceCollector();
+  private pieces: PieceCollector | undefined; // created by the first payload split across reads
   /**
    * The whole payload's buffer, allocated once half of the payload has arrived (so it
    * costs at most twice the bytes received): later pieces are unmasked straight into it,
@@ -140,7 +140,7 @@ export class FrameParser {
     this.chunks = NO_CHUNKS;
     this.buffered = 0;
     this.header = null;
-    this.pieces.clear();
+    this.pieces?.clear();
     this.whole = undefined;
     this.received = 0;
   }
@@ -168,7 +168,7 @@ export class FrameParser {
       let whole = this.whole;
       if (whole === undefined && (at + n) * 2 >= header.length && header.length >= MIN_WHOLE) {
         whole = Buffer.allocUnsafe(header.length);
-        this.pieces.moveTo(whole);
+        this.pieces?.moveTo(whole);
         this.whole = whole;
       }
       let unmasked = piece;
@@ -178,13 +178,14 @@ export class FrameParser {
         unmasked = whole.subarray(at, at + n);
       } else {
         if (header.masked) applyMask(piece, maskBytes(this.maskKey), at);
+        this.pieces ??= new PieceCollector();
         this.pieces.add(piece, header.length - at - n);
       }
       this.received = at + n;
       if (this.received < header.length) this.partialPayload(unmasked, header);
     }
     if (this.received < header.length) return null;
-    const payload = this.whole ?? this.pieces.take();
+    const payload = this.whole ?? this.pieces?.take() ?? EMPTY;
     this.whole = undefined;
     this.header = null;
     this.received = 0;

@@ -29,8 +29,11 @@ export class MessageAssembler {
   private size = 0;
   /** Frames of the message being assembled so far. */
   private fragments = 0;
-  /** The pieces of the message being assembled (bounded memory however it is cut). */
-  private readonly pieces = new PieceCollector();
+  /**
+   * The pieces of the message being assembled (bounded memory however it is cut); created
+   * by the first fragmented message, so connections that never get one don't pay for it.
+   */
+  private pieces: PieceCollector | undefined;
   /** Validates a text message split across frames (created for the first one). */
   private utf8: Utf8Validator | undefined;
   private lookahead: Utf8Validator | null = null;
@@ -114,6 +117,7 @@ export class MessageAssembler {
       throw invalidPayload('Invalid UTF-8 in text message');
     }
     if (chunk.length > 0) {
+      this.pieces ??= new PieceCollector();
       this.pieces.add(chunk, this.maxMessageSize - this.size - chunk.length);
       this.size += chunk.length;
     }
@@ -123,7 +127,7 @@ export class MessageAssembler {
       this.discard();
       throw invalidPayload('Text message ends inside a UTF-8 sequence');
     }
-    const data = this.pieces.take();
+    const data = this.pieces?.take() ?? Buffer.alloc(0);
     this.discard();
     return { type: 'message', opcode, data };
   }
@@ -148,7 +152,7 @@ export class MessageAssembler {
     this.compressed = false;
     this.size = 0;
     this.fragments = 0;
-    this.pieces.clear();
+    this.pieces?.clear();
   }
 
   private validator(): Utf8Validator {

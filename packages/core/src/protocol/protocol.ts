@@ -45,6 +45,10 @@ export type ProtocolEvent =
   /** The peer broke the protocol; a Close frame with error.code is queued (or held). */
   | { type: 'error'; error: WebSocketError };
 
+/** The empty output and event lists shared by every idle connection (never written to). */
+const NO_OUTPUT: Buffer[] = [];
+const NO_EVENTS: ProtocolEvent[] = [];
+
 /** Frame stages plugged into the engine (see Protocol.frameHooks). */
 export interface FrameHooks {
   inbound(frame: Frame): Frame | null;
@@ -128,8 +132,10 @@ export class Protocol {
   private flags = 0;
   private readonly parser: AssemblingParser;
   private readonly assembler: MessageAssembler;
-  private output: Buffer[] = [];
-  private events: ProtocolEvent[] = [];
+  /** What to write; NO_OUTPUT (shared, never written to) while empty: see out(). */
+  private output: Buffer[] = NO_OUTPUT;
+  /** Events not taken yet; NO_EVENTS (shared, never written to) while empty: see pushEvent(). */
+  private events: ProtocolEvent[] = NO_EVENTS;
   /** Payloads of a compressed message collected for one inflate() call. */
   private inflateBatch: Buffer[] | undefined;
   /** The Close that fail() holds until releaseClose(). */
@@ -172,6 +178,17 @@ export class Protocol {
   /** END_OF_STREAM was queued: the transport ends our side of TCP. */
   get eofSent(): boolean {
     return this.is(Flag.eofSent);
+  }
+
+  /** The output list to append to (a new one in place of the shared empty one). */
+  private out(): Buffer[] {
+    if (this.output === NO_OUTPUT) this.output = [];
+    return this.output;
+  }
+
+  private pushEvent(event: ProtocolEvent): void {
+    if (this.events === NO_EVENTS) this.events = [];
+    this.events.push(event);
   }
 
   private is(flag: number): boolean {
@@ -235,8 +252,13 @@ export class Protocol {
    */
   nextEvent(): ProtocolEvent | undefined {
     for (;;) {
-      const queued = this.events.shift();
-      if (queued !== undefined) return queued;
+      const events = this.events;
+      if (events.length > 0) {
+        const queued = events.shift() as ProtocolEvent;
+        // An emptied queue goes back to the shared empty one: no spare capacity kept.
+        if (events.length === 0) this.events = NO_EVENTS;
+        return queued;
+      }
       if (!this.receiveNextFrame()) break;
     }
     this.endStreamWhenDone();
@@ -308,7 +330,7 @@ export class Protocol {
       // The common case, a whole uncompressed message that no stage rewrites: straight
       // to the output, with no Frame object on the way.
       this.setFlag(Flag.outgoingCompressed, false);
-      encodeFrameInto(this.output, true, 0, opcode, this.side === 'client', payload);
+      encodeFrameInto(this.out(), true, 0, opcode, this.side === 'client', payload);
       return;
     }
     const r = this.accept(opcode, options);
@@ -445,7 +467,7 @@ export class Protocol {
   takeOutput(): Buffer[] {
     const out = this.output;
     if (out.length === 0) return out;
-    this.output = [];
+    this.output = NO_OUTPUT;
     return out;
   }
 
@@ -531,7 +553,7 @@ export class Protocol {
     const result = this.assembler.pushFrame(frame);
     if (result === null) return;
     if (result.type === 'message') {
-      this.events.push(result);
+      this.pushEvent(result);
       return;
     }
     // A compressed frame. A message in many small frames costs a zlib call per frame
@@ -556,17 +578,17 @@ export class Protocol {
   private receiveControl(frame: Frame): void {
     switch (frame.opcode) {
       case Opcode.PING:
-        this.events.push({ type: 'ping', data: frame.payload });
+        this.pushEvent({ type: 'ping', data: frame.payload });
         return;
       case Opcode.PONG:
-        this.events.push({ type: 'pong', data: frame.payload });
+        this.pushEvent({ type: 'pong', data: frame.payload });
         return;
       case Opcode.CLOSE: {
         const { code, reason } = parseClosePayload(frame.payload);
         this.closeReceived = { code, reason };
         this.inflateBatch = undefined;
         this.parser.discard(); // RFC 6455 §5.5.1: nothing after the Close is processed
-        this.events.push({ type: 'close', code, reason });
+        this.pushEvent({ type: 'close', code, reason });
         if (this.closeSent !== undefined) {
           this.endStreamWhenDone();
           return;
@@ -632,7 +654,7 @@ export class Protocol {
     else end = this.is(Flag.eofReceived) && this.inputHandled();
     if (!end) return;
     this.setFlag(Flag.eofSent, true);
-    this.output.push(END_OF_STREAM);
+    this.out().push(END_OF_STREAM);
   }
 
   /** Everything received was turned into events and answered (nothing more is coming). */
@@ -675,7 +697,7 @@ export class Protocol {
       this.heldBytes += bytes.length;
       return;
     }
-    this.output.push(bytes);
+    this.out().push(bytes);
   }
 
   /** The open fragmented message ended: the frames that waited for it go out. */
@@ -684,7 +706,7 @@ export class Protocol {
     if (held === undefined || this.outgoingOpcode !== 0) return;
     this.heldFrames = undefined;
     this.heldBytes = 0;
-    for (const bytes of held) this.output.push(bytes);
+    for (const bytes of held) this.out().push(bytes);
   }
 
   /** The peer broke the protocol: fail, holding our Close if holdCloseOnFailure says so. */
@@ -699,7 +721,7 @@ export class Protocol {
     this.inflateBatch = undefined;
     this.setFlag(Flag.closeReplyHeld, false);
     this.parser.discard(); // nothing more is read from a failed connection
-    this.events.push({ type: 'error', error });
+    this.pushEvent({ type: 'error', error });
     if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) {
       this.endStreamWhenDone();
       return;
@@ -714,7 +736,7 @@ export class Protocol {
   }
 
   private emitAssembly(result: ReturnType<MessageAssembler['pushFrame']>): void {
-    if (result !== null && result.type === 'message') this.events.push(result);
+    if (result !== null && result.type === 'message') this.pushEvent(result);
   }
 
   private sendControl(opcode: number, payload: Buffer): void {
@@ -746,7 +768,7 @@ export class Protocol {
       if (changed === null) return;
       frame = changed;
     }
-    encodeFrameInto(this.output, frame.fin, frame.rsv, frame.opcode, frame.masked, frame.payload);
+    encodeFrameInto(this.out(), frame.fin, frame.rsv, frame.opcode, frame.masked, frame.payload);
   }
 }
 
