@@ -33,7 +33,7 @@ export function ratioChart({ title, subtitle, sections }) {
     return plotX0 + ((l - lo) / (hi - lo)) * (plotX1 - plotX0);
   };
   const out = [];
-  let y = 70;
+  let y = 85;
   const body = [];
   for (const section of sections) {
     const rows = section.rows.filter((r) => r.bars.some((b) => Number.isFinite(b.value)));
@@ -91,20 +91,26 @@ export function ratioChart({ title, subtitle, sections }) {
     `<text x="10" y="22" class="title">${esc(title)}</text>`,
     `<text x="10" y="40" class="sub">${esc(subtitle)}</text>`,
   );
-  // Legend.
+  // Legend, wrapped to the width.
   let lx = 10;
+  let ly = 50;
   for (const key of ['ws', 'wsCpu', 'ceiling', 'ceilingCpu', 'lower']) {
     const s = SERIES[key];
+    const w = 14 + s.label.length * 5.6 + 14;
+    if (lx + w > W - 10) {
+      lx = 10;
+      ly += 15;
+    }
     out.push(
-      `<rect x="${lx}" y="50" width="10" height="10" fill="${s.fill}"/>`,
-      `<text x="${lx + 14}" y="59">${esc(s.label)}</text>`,
+      `<rect x="${lx}" y="${ly}" width="10" height="10" fill="${s.fill}"/>`,
+      `<text x="${lx + 14}" y="${ly + 9}">${esc(s.label)}</text>`,
     );
-    lx += 14 + s.label.length * 5.6 + 14;
+    lx += w;
   }
   // Grid, the 1.0 line, axis labels (top and bottom).
   for (const v of [0.125, 0.25, 0.5, 1, 2, 4, 8]) {
     const gx = x(v).toFixed(1);
-    out.push(`<line x1="${gx}" x2="${gx}" y1="70" y2="${y}" class="${v === 1 ? 'one' : 'grid'}"/>`);
+    out.push(`<line x1="${gx}" x2="${gx}" y1="85" y2="${y}" class="${v === 1 ? 'one' : 'grid'}"/>`);
     out.push(`<text x="${gx}" y="${y + 14}" class="axis">${v}×</text>`);
   }
   out.push(...body);

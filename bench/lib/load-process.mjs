@@ -38,13 +38,40 @@ function received(n) {
   }
 }
 
+/**
+ * `pipeline` copies of one pre-built frame back to back, built once per workload and
+ * shared by every connection: n echoes are answered with one write of the first n frames.
+ */
+const batches = new Map();
+function frameBatch(size, binary, pipeline) {
+  const key = `${size}:${binary}:${pipeline}`;
+  let b = batches.get(key);
+  if (b === undefined) {
+    const frame = buildFrame(loadPayload(size, binary), binary);
+    const batch = Buffer.allocUnsafe(frame.length * pipeline);
+    for (let i = 0; i < pipeline; i++) frame.copy(batch, i * frame.length);
+    b = { batch, flen: frame.length };
+    batches.set(key, b);
+  }
+  return b;
+}
+
+/** Payloads for the library clients, one per (size, type). */
+const payloads = new Map();
+function libraryPayload(size, binary) {
+  const key = `${size}:${binary}`;
+  let p = payloads.get(key);
+  if (p === undefined) {
+    // Text goes as a string, binary as a Buffer: what an application hands to send().
+    const raw = loadPayload(size, binary);
+    p = binary ? raw : raw.toString('latin1');
+    payloads.set(key, p);
+  }
+  return p;
+}
+
 async function openRaw({ url, size, binary, pipeline }) {
-  const frame = buildFrame(loadPayload(size, binary), binary);
-  const flen = frame.length;
-  // `pipeline` copies of the frame back to back: n echoes are answered with one write of
-  // the first n frames' bytes.
-  const batch = Buffer.allocUnsafe(flen * pipeline);
-  for (let i = 0; i < pipeline; i++) frame.copy(batch, i * flen);
+  const { batch, flen } = frameBatch(size, binary, pipeline);
   const { socket, rest } = await rawHandshake(url);
   const scanner = new FrameScanner(size);
   let sentAt = 0;
@@ -78,9 +105,7 @@ async function openRaw({ url, size, binary, pipeline }) {
 }
 
 async function openLibrary(connector, { url, size, binary, pipeline }) {
-  // Text goes as a string, binary as a Buffer: what an application hands to send().
-  const raw = loadPayload(size, binary);
-  const payload = binary ? raw : raw.toString('latin1');
+  const payload = libraryPayload(size, binary);
   let wrong = 0;
   let sentAt = 0;
   const link = await connector(
@@ -132,7 +157,7 @@ serveRequests({
     timed = pipeline === 1;
     const args = { url, size, binary, pipeline };
     const opened = [];
-    // 25 handshakes at a time.
+    // 50 handshakes at a time.
     let next = 0;
     const opener = async () => {
       while (next < connections) {
@@ -140,7 +165,7 @@ serveRequests({
         opened.push(await (client === 'raw' ? openRaw(args) : openLibrary(connector, args)));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(25, connections) }, opener));
+    await Promise.all(Array.from({ length: Math.min(50, connections) }, opener));
     conns = opened;
     perConnection = pipeline;
     return { opened: conns.length };
