@@ -680,6 +680,22 @@ function loadTables(report) {
       );
     }
     out.push('');
+    const busiest = ss.rows
+      .flatMap((row) =>
+        ['wskit', 'ws', 'ceiling'].map((k) => ({ row, k, u: row.results[k].loadUtilization })),
+      )
+      .filter((x) => Number.isFinite(x.u))
+      .sort((a, b) => b.u - a.u)[0];
+    if (busiest !== undefined) {
+      const saturated = busiest.u > 0.85 * ss.loaders;
+      out.push(
+        `The load processes used at most ${r2(busiest.u)} core(s) of the ${ss.loaders} they could (${busiest.row.scenario}, against ${busiest.k})` +
+          (saturated
+            ? ': **the load may have been the limit there**; try `--loaders 2`.'
+            : ': the load was not the limit.'),
+      );
+      out.push('');
+    }
     out.push(
       'Targets are checked on the lower of the two ratios (per second and per CPU-second). ' +
         'Load CPU µs per message (raw-socket load, wskit runs): ' +
