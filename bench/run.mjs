@@ -699,9 +699,7 @@ function loadTables(report) {
     out.push(
       'Targets are checked on the lower of the two ratios (per second and per CPU-second). ' +
         'Load CPU µs per message (raw-socket load, wskit runs): ' +
-        ss.rows
-          .map((row) => `${row.scenario.split(',')[0]} ${cpu(row.results.wskit.loadCpuUsPerMessage)}`)
-          .join('; ') +
+        ss.rows.map((row) => `${row.scenario} ${cpu(row.results.wskit.loadCpuUsPerMessage)}`).join('; ') +
         '.',
     );
     out.push('');
