@@ -261,6 +261,7 @@ async function echoScenarios(pairs) {
         runs[kind].push({
           ...r,
           cpuUsPerMessage: ((serverCpuMs + clientCpuMs) * 1000) / Math.max(1, r.messages),
+          serverCpuUsPerMessage: (serverCpuMs * 1000) / Math.max(1, r.messages),
         });
       }
     }
@@ -273,6 +274,7 @@ async function echoScenarios(pairs) {
         p50Ms: median(rs.map((r) => r.latencyMs.p50)),
         p99Ms: median(rs.map((r) => r.latencyMs.p99)),
         cpuUsPerMessage: median(rs.map((r) => r.cpuUsPerMessage)),
+        serverCpuUsPerMessage: median(rs.map((r) => r.serverCpuUsPerMessage)),
         messages: rs.reduce((n, r) => n + r.messages, 0),
         errors: rs.reduce((n, r) => n + r.errors, 0),
         errorSamples: [...new Set(rs.flatMap((r) => r.errorSamples))].slice(0, 3),
@@ -554,22 +556,22 @@ function markdown(report) {
 
   if (report.echo !== undefined) {
     lines.push(
-      '## Client-library mode: echo round trips (messages/s; CPU of both processes per message; round-trip latency)',
+      '## Client-library mode: echo round trips (messages/s; CPU per message of both processes, and of the server; round-trip latency)',
     );
     lines.push('');
     lines.push(
-      '| scenario | wskit | ws | raw TCP | wskit/ws | wskit/raw | CPU µs/msg wskit / ws / raw | CPU wskit/ws | p50 ms wskit / ws | p99 ms wskit / ws |',
+      '| scenario | wskit | ws | raw TCP | wskit/ws | wskit/raw | CPU µs/msg wskit / ws / raw | CPU wskit/ws | server CPU µs/msg wskit / ws / raw | p50 ms wskit / ws | p99 ms wskit / ws |',
     );
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const row of report.echo) {
       const r = row.results;
       lines.push(
-        `| ${row.scenario.replace(/^echo /, '')}${errorsNote(r)} | ${formatCount(r.wskit.messagesPerSecond)} | ${formatCount(r.ws.messagesPerSecond)} | ${formatCount(r.raw.messagesPerSecond)} | ${r2(row.ratios.wskitToWs)} | ${r2(row.ratios.wskitToRaw)} | ${cpu(r.wskit.cpuUsPerMessage)} / ${cpu(r.ws.cpuUsPerMessage)} / ${cpu(r.raw.cpuUsPerMessage)} | ${r2(row.ratios.cpuWskitToWs)} | ${formatMs(r.wskit.p50Ms)} / ${formatMs(r.ws.p50Ms)} | ${formatMs(r.wskit.p99Ms)} / ${formatMs(r.ws.p99Ms)} |`,
+        `| ${row.scenario.replace(/^echo /, '')}${errorsNote(r)} | ${formatCount(r.wskit.messagesPerSecond)} | ${formatCount(r.ws.messagesPerSecond)} | ${formatCount(r.raw.messagesPerSecond)} | ${r2(row.ratios.wskitToWs)} | ${r2(row.ratios.wskitToRaw)} | ${cpu(r.wskit.cpuUsPerMessage)} / ${cpu(r.ws.cpuUsPerMessage)} / ${cpu(r.raw.cpuUsPerMessage)} | ${r2(row.ratios.cpuWskitToWs)} | ${cpu(r.wskit.serverCpuUsPerMessage)} / ${cpu(r.ws.serverCpuUsPerMessage)} / ${cpu(r.raw.serverCpuUsPerMessage)} | ${formatMs(r.wskit.p50Ms)} / ${formatMs(r.ws.p50Ms)} | ${formatMs(r.wskit.p99Ms)} / ${formatMs(r.ws.p99Ms)} |`,
       );
     }
     const gm = (key) => r2(geometricMean(report.echo.map((row) => row.ratios[key])));
     lines.push(
-      `| **geometric mean** | | | | **${gm('wskitToWs')}** | **${gm('wskitToRaw')}** | | **${gm('cpuWskitToWs')}** | | |`,
+      `| **geometric mean** | | | | **${gm('wskitToWs')}** | **${gm('wskitToRaw')}** | | **${gm('cpuWskitToWs')}** | | | |`,
     );
     lines.push('');
   }
