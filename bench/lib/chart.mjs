@@ -63,7 +63,10 @@ export function ratioChart({ title, subtitle, sections }) {
         const cls = met === false ? ' class="miss"' : '';
         body.push(
           `<rect x="${Math.min(x1, xv).toFixed(1)}" y="${y + 1}" width="${Math.max(1, Math.abs(xv - x1)).toFixed(1)}" height="${barH - 2}" fill="${s.fill}"${cls}><title>${esc(`${row.label}: ${s.label} ${b.value.toFixed(2)}${b.target !== undefined ? ` (target ${better === 'higher' ? '≥' : '≤'} ${b.target})` : ''}`)}</title></rect>`,
-          `<text x="${(Math.max(x1, xv) + 4).toFixed(1)}" y="${y + barH - 2}" class="value">${b.value.toFixed(2)}</text>`,
+          // The value at the bar's outer end (left of a bar below 1 when there is room).
+          xv < x1 && xv - 34 > plotX0
+            ? `<text x="${(xv - 3).toFixed(1)}" y="${y + barH - 2}" class="value" text-anchor="end">${b.value.toFixed(2)}</text>`
+            : `<text x="${(Math.max(x1, xv) + 4).toFixed(1)}" y="${y + barH - 2}" class="value">${b.value.toFixed(2)}</text>`,
         );
         if (b.target !== undefined) {
           const xt = x(b.target).toFixed(1);
