@@ -5,38 +5,47 @@
 // client 'wskit' / 'ws': the library's client (connectors.mjs) — the load *is* what is
 //   measured (client-side scenarios), against the same server.
 //
-// The orchestrator drives it: open (connections), start (each connection sends `pipeline`
-// messages, then one more per echo), mark (counters, CPU and clock now; latencies since the
-// previous mark), stop (no new sends, wait for the echoes in flight, close).
+// The orchestrator drives it, per connection set (one per implementation, kept open across
+// the repetitions of a workload): open (connections), start (each connection sends
+// `pipeline` messages, then one more per echo), mark (counters, CPU and clock now; latencies
+// since the previous mark), pause (no new sends, the echoes in flight awaited), close.
 import { performance } from 'node:perf_hooks';
 import { connectors } from './connectors.mjs';
 import { serveRequests } from './ipc.mjs';
 import { buildFrame, FrameScanner, loadPayload, rawHandshake } from './raw-load.mjs';
 
-let conns = [];
-let running = false;
-let messages = 0;
-let errors = 0;
-const errorSamples = new Set();
-let inFlight = 0;
-let perConnection = 1;
-let drained = () => {};
-/** Round trips (ms) since the last mark, when one message is in flight per connection. */
-let latencies = [];
-let timed = false;
+/** A set of connections to one server with one workload, and its counters. */
+class LoadSet {
+  conns = [];
+  running = false;
+  messages = 0;
+  errors = 0;
+  errorSamples = new Set();
+  inFlight = 0;
+  drained = () => {};
+  /** Round trips (ms) since the last mark, when one message is in flight per connection. */
+  latencies = [];
 
-function error(err) {
-  errors++;
-  if (errorSamples.size < 3) errorSamples.add(err instanceof Error ? err.message : String(err));
-}
+  constructor(pipeline) {
+    this.pipeline = pipeline;
+    this.timed = pipeline === 1;
+  }
 
-function received(n) {
-  messages += n;
-  if (!running) {
-    inFlight -= n;
-    if (inFlight <= 0) drained();
+  error(err) {
+    this.errors++;
+    if (this.errorSamples.size < 3) this.errorSamples.add(err instanceof Error ? err.message : String(err));
+  }
+
+  received(n) {
+    this.messages += n;
+    if (!this.running) {
+      this.inFlight -= n;
+      if (this.inFlight <= 0) this.drained();
+    }
   }
 }
+
+const sets = new Map();
 
 /**
  * `pipeline` copies of one pre-built frame back to back, built once per workload and
@@ -70,7 +79,7 @@ function libraryPayload(size, binary) {
   return p;
 }
 
-async function openRaw({ url, size, binary, pipeline }) {
+async function openRaw(set, { url, size, binary, pipeline }) {
   const { batch, flen } = frameBatch(size, binary, pipeline);
   const { socket, rest } = await rawHandshake(url);
   const scanner = new FrameScanner(size);
@@ -78,19 +87,19 @@ async function openRaw({ url, size, binary, pipeline }) {
   const onData = (chunk) => {
     const n = scanner.scan(chunk);
     if (n === 0) {
-      if (scanner.closeSeen) error(new Error('the server sent a Close frame'));
+      if (scanner.closeSeen) set.error(new Error('the server sent a Close frame'));
       return;
     }
-    if (timed) {
+    if (set.timed) {
       const now = performance.now();
-      latencies.push(now - sentAt);
+      set.latencies.push(now - sentAt);
       sentAt = now;
     }
-    received(n);
-    if (running) socket.write(n === pipeline ? batch : batch.subarray(0, n * flen));
+    set.received(n);
+    if (set.running) socket.write(n === pipeline ? batch : batch.subarray(0, n * flen));
   };
   socket.on('data', onData);
-  socket.on('error', error);
+  socket.on('error', (err) => set.error(err));
   if (rest.length > 0) onData(rest);
   return {
     start() {
@@ -104,27 +113,28 @@ async function openRaw({ url, size, binary, pipeline }) {
   };
 }
 
-async function openLibrary(connector, { url, size, binary, pipeline }) {
+async function openLibrary(set, connector, { url, size, binary, pipeline }) {
   const payload = libraryPayload(size, binary);
   let wrong = 0;
   let sentAt = 0;
+  let closing = false;
   const link = await connector(
     url,
     {
       message(got, isBinary) {
         if (got !== size || isBinary !== binary) wrong++;
-        if (timed) {
+        if (set.timed) {
           const now = performance.now();
-          latencies.push(now - sentAt);
+          set.latencies.push(now - sentAt);
           sentAt = now;
         }
-        received(1);
-        if (running) link.send(payload, binary);
+        set.received(1);
+        if (set.running) link.send(payload, binary);
       },
       close(code) {
-        if (running) error(new Error(`closed by the server (${code})`));
+        if (!closing) set.error(new Error(`closed by the server (${code})`));
       },
-      error,
+      error: (err) => set.error(err),
     },
     { maxMessageSize: 2 * 1024 * 1024, deflate: false },
   );
@@ -135,6 +145,7 @@ async function openLibrary(connector, { url, size, binary, pipeline }) {
     },
     errors: () => wrong,
     close() {
+      closing = true;
       link.terminate();
     },
   };
@@ -146,62 +157,73 @@ function percentile(sorted, p) {
     : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
+function setOf(id) {
+  const set = sets.get(id);
+  if (set === undefined) throw new Error(`no connection set ${id}`);
+  return set;
+}
+
 serveRequests({
-  async open({ client, url, connections, size, binary, pipeline }) {
+  async open({ id, client, url, connections, size, binary, pipeline }) {
     const connector = connectors[client];
     if (client !== 'raw' && connector === undefined) throw new Error(`unknown client ${client}`);
-    messages = 0;
-    errors = 0;
-    errorSamples.clear();
-    latencies = [];
-    timed = pipeline === 1;
+    if (sets.has(id)) throw new Error(`connection set ${id} is open`);
+    const set = new LoadSet(pipeline);
+    sets.set(id, set);
     const args = { url, size, binary, pipeline };
-    const opened = [];
     // 50 handshakes at a time.
     let next = 0;
     const opener = async () => {
       while (next < connections) {
         next++;
-        opened.push(await (client === 'raw' ? openRaw(args) : openLibrary(connector, args)));
+        set.conns.push(await (client === 'raw' ? openRaw(set, args) : openLibrary(set, connector, args)));
       }
     };
     await Promise.all(Array.from({ length: Math.min(50, connections) }, opener));
-    conns = opened;
-    perConnection = pipeline;
-    return { opened: conns.length };
+    return { opened: set.conns.length };
   },
 
-  start() {
-    running = true;
-    for (const c of conns) c.start();
+  start({ id }) {
+    const set = setOf(id);
+    set.running = true;
+    set.latencies = [];
+    for (const c of set.conns) c.start();
   },
 
-  mark() {
-    const sorted = latencies.sort((a, b) => a - b);
+  mark({ id }) {
+    const set = setOf(id);
+    const sorted = set.latencies.sort((a, b) => a - b);
     const out = {
       t: performance.now(),
       cpu: process.cpuUsage(),
-      messages,
-      errors: errors + conns.reduce((n, c) => n + c.errors(), 0),
+      messages: set.messages,
+      errors: set.errors + set.conns.reduce((n, c) => n + c.errors(), 0),
       latency: { count: sorted.length, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) },
     };
-    latencies = [];
+    set.latencies = [];
     return out;
   },
 
-  async stop() {
-    running = false;
-    // Everything still in flight is awaited (bounded), so the next measurement starts clean.
+  /** No new messages; the echoes in flight are awaited (bounded), the connections stay open. */
+  async pause({ id }) {
+    const set = setOf(id);
+    set.running = false;
     const done = new Promise((resolve) => {
-      drained = resolve;
+      set.drained = resolve;
     });
     // While running, every echo was answered with a new message: all of them are in flight.
-    inFlight = conns.length * perConnection;
+    set.inFlight = set.conns.length * set.pipeline;
     const settled =
-      inFlight <= 0 ||
+      set.inFlight <= 0 ||
       (await Promise.race([done.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]));
-    for (const c of conns) c.close();
-    conns = [];
-    return { drained: settled, errors, errorSamples: [...errorSamples] };
+    return { drained: settled, errors: set.errors, errorSamples: [...set.errorSamples] };
+  },
+
+  close({ id }) {
+    const set = sets.get(id);
+    if (set === undefined) return;
+    set.running = false;
+    for (const c of set.conns) c.close();
+    sets.delete(id);
   },
 });

@@ -6,9 +6,11 @@
 // client side — the wskit client and the ws client as the load, against the same ws
 //   server: client messages/s and client CPU µs per message.
 //
-// One measurement: open the connections, start, let it run `warmup` s, mark (server CPU and
-// every loader's counters), run `seconds` s, mark again, stop. Only what happened between
-// the two marks counts, so neither handshakes nor ramp-up nor draining are in the figures.
+// Per workload, every implementation's connections are opened once and kept for all the
+// repetitions. One measurement: start, let it run `warmup` s, mark (server CPU and every
+// loader's counters), run `seconds` s, mark again, pause (the echoes in flight awaited).
+// Only what happened between the two marks counts, so neither handshakes nor ramp-up nor
+// draining are in the figures.
 import { join } from 'node:path';
 import { spawnWorker } from './ipc.mjs';
 import { median, ratio } from './stats.mjs';
@@ -72,27 +74,43 @@ function split(n, k) {
   return Array.from({ length: k }, (_, i) => Math.floor(n / k) + (i < n % k ? 1 : 0)).filter((c) => c > 0);
 }
 
-async function measure({ server, loaders, client, url, config, warmup, seconds }) {
+/** The load processes a workload uses, and how many connections each opens. */
+function assignment(loaders, config) {
   const parts = config.pipeline === 1 ? [config.connections] : split(config.connections, loaders.length);
-  const active = loaders.slice(0, parts.length);
+  return parts.map((connections, i) => ({ loader: loaders[i], connections }));
+}
+
+/** Opens the implementation's connection set for a workload (kept across repetitions). */
+async function openSet({ key, loaders, client, url }, config) {
   await Promise.all(
-    active.map((l, i) =>
-      l.call('open', {
+    assignment(loaders, config).map(({ loader, connections }) =>
+      loader.call('open', {
+        id: key,
         client,
         url,
-        connections: parts[i],
+        connections,
         size: config.size,
         binary: config.binary,
         pipeline: config.pipeline,
       }),
     ),
   );
-  await Promise.all(active.map((l) => l.call('start')));
+}
+
+async function closeSet({ key, loaders }, config) {
+  await Promise.all(assignment(loaders, config).map(({ loader }) => loader.call('close', { id: key })));
+}
+
+/** One measurement on an open connection set: start, warm up, mark, window, mark, pause. */
+async function measure({ key, server, loaders }, config, { warmup, seconds }) {
+  const active = assignment(loaders, config).map((a) => a.loader);
+  const id = { id: key };
+  await Promise.all(active.map((l) => l.call('start', id)));
   await sleep(warmup * 1000);
-  const [s0, ...m0] = await Promise.all([server.call('cpu'), ...active.map((l) => l.call('mark'))]);
+  const [s0, ...m0] = await Promise.all([server.call('cpu'), ...active.map((l) => l.call('mark', id))]);
   await sleep(seconds * 1000);
-  const [s1, ...m1] = await Promise.all([server.call('cpu'), ...active.map((l) => l.call('mark'))]);
-  const stops = await Promise.all(active.map((l) => l.call('stop')));
+  const [s1, ...m1] = await Promise.all([server.call('cpu'), ...active.map((l) => l.call('mark', id))]);
+  const stops = await Promise.all(active.map((l) => l.call('pause', id)));
   const messages = m1.reduce((n, m, i) => n + m.messages - m0[i].messages, 0);
   const wallMs = m1.reduce((t, m, i) => t + m.t - m0[i].t, 0) / m1.length;
   const serverCpu = cpuMs(s0, s1);
@@ -110,9 +128,26 @@ async function measure({ server, loaders, client, url, config, warmup, seconds }
     loadUtilization: loadCpu / wallMs,
     p50Ms: m1[0].latency.p50,
     p99Ms: m1[0].latency.p99,
-    errors: m1.reduce((n, m) => n + m.errors, 0) + stops.reduce((n, s) => n + (s.drained ? 0 : 1), 0),
+    /** Errors of the connection set so far (wrong sizes, closes, socket errors): cumulative. */
+    setErrors: m1.reduce((n, m) => n + m.errors, 0),
+    /** Load processes whose echoes in flight did not all come back after the window. */
+    undrained: stops.reduce((n, s) => n + (s.drained ? 0 : 1), 0),
     errorSamples: stops.flatMap((s) => s.errorSamples),
   };
+}
+
+/** A short run of two workloads on every implementation, to warm the JIT of every process. */
+async function warmUp(impls, settings) {
+  for (const impl of impls) {
+    for (const config of [
+      { size: 64, binary: true, connections: 4, pipeline: 32 },
+      { size: 16 * 1024, binary: false, connections: 4, pipeline: 8 },
+    ]) {
+      await openSet(impl, config);
+      await measure(impl, config, { warmup: 0.05, seconds: settings.warmupSeconds * 2 });
+      await closeSet(impl, config);
+    }
+  }
 }
 
 function summarize(runs) {
@@ -128,7 +163,7 @@ function summarize(runs) {
     p50Ms: med('p50Ms'),
     p99Ms: med('p99Ms'),
     messages: runs.reduce((n, r) => n + r.messages, 0),
-    errors: runs.reduce((n, r) => n + r.errors, 0),
+    errors: Math.max(0, ...runs.map((r) => r.setErrors)) + runs.reduce((n, r) => n + r.undrained, 0),
     errorSamples: [...new Set(runs.flatMap((r) => r.errorSamples))].slice(0, 3),
     runs: runs.map((r) => Math.round(r.messagesPerSecond)),
   };
@@ -143,17 +178,17 @@ async function runScenarios({ impls, configs, settings, log, describe }) {
   const rows = [];
   for (const config of configs) {
     const runs = Object.fromEntries(impls.map((i) => [i.key, []]));
-    for (let rep = 0; rep < settings.reps; rep++) {
-      for (const impl of rotate(impls, rep)) {
-        runs[impl.key].push(
-          await measure({
-            ...impl,
-            config,
-            warmup: settings.warmupSeconds,
-            seconds: settings.seconds,
-          }),
-        );
+    for (const impl of impls) await openSet(impl, config);
+    try {
+      for (let rep = 0; rep < settings.reps; rep++) {
+        for (const impl of rotate(impls, rep)) {
+          runs[impl.key].push(
+            await measure(impl, config, { warmup: settings.warmupSeconds, seconds: settings.seconds }),
+          );
+        }
       }
+    } finally {
+      for (const impl of impls) await closeSet(impl, config);
     }
     const results = Object.fromEntries(impls.map((i) => [i.key, summarize(runs[i.key])]));
     const row = { ...config, results };
@@ -191,13 +226,7 @@ export async function serverSideScenarios({ here, settings, log, fmt }) {
       client: 'raw',
     }));
     // Warm every server's paths (JIT) before anything is measured.
-    for (const impl of impls) {
-      for (const config of [
-        { size: 64, binary: true, connections: 4, pipeline: 32 },
-        { size: 16 * 1024, binary: false, connections: 4, pipeline: 8 },
-      ])
-        await measure({ ...impl, config, warmup: 0.05, seconds: settings.warmupSeconds * 2 });
-    }
+    await warmUp(impls, settings);
     const rows = await runScenarios({
       impls,
       configs: settings.configs,
@@ -234,13 +263,7 @@ export async function clientSideScenarios({ here, settings, log, fmt }) {
     const url = (await server.call('start', { kind: 'ws' })).echo;
     for (const c of clients) loaders[c] = spawnWorker(WORKER(here, 'load-process.mjs'), `${c} client load`);
     const impls = clients.map((c) => ({ key: c, server, url, loaders: [loaders[c]], client: c }));
-    for (const impl of impls) {
-      for (const config of [
-        { size: 64, binary: true, connections: 4, pipeline: 32 },
-        { size: 16 * 1024, binary: false, connections: 4, pipeline: 8 },
-      ])
-        await measure({ ...impl, config, warmup: 0.05, seconds: settings.warmupSeconds * 2 });
-    }
+    await warmUp(impls, settings);
     const rows = await runScenarios({
       impls,
       configs: settings.configs,
