@@ -49,7 +49,7 @@ const RESULTS = join(HERE, 'results');
 const GROUPS = ['server', 'client', 'echo', 'fanout', 'setup', 'memory', 'deflate'];
 const USAGE =
   'usage: node bench/run.mjs [--quick] [--deflate | --no-deflate] [--only GROUP,...] [--loaders N]\n' +
-  '  --quick       a ~30 s run: one repetition, short measurements, every code path\n' +
+  '  --quick       a short run (30-60 s): one repetition, short measurements, every code path\n' +
   '  --deflate     also run bench/deflate.mjs (the full run does unless --no-deflate)\n' +
   `  --only        run these groups only: ${GROUPS.join(', ')}\n` +
   '                (server: raw-socket load, server alone; client: wskit vs ws client;\n' +
