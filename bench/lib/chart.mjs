@@ -83,6 +83,7 @@ export function ratioChart({ title, subtitle, sections }) {
   const H = y + 40;
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(title)}</title>`,
     '<style>' +
       '.title{font-size:16px;font-weight:bold}.sub{fill:#555}.section{font-size:13px;font-weight:bold}' +
       '.rule{stroke:#ccc}.label{text-anchor:end}.value{fill:#333;font-size:10px}' +
