@@ -1,6 +1,8 @@
 // A bench server in its own process: `start` one of the servers of servers.mjs, then
 // answer the orchestrator's questions (connection count, memory, fan-out timings).
+import { performance } from 'node:perf_hooks';
 import { serveRequests, settledMemory } from './ipc.mjs';
+import { wsMasking } from './raw-load.mjs';
 import { fanoutStats, startServer } from './servers.mjs';
 
 let server;
@@ -11,7 +13,8 @@ serveRequests({
     return server.urls;
   },
   count: () => server.count(),
-  cpu: () => process.cpuUsage(),
+  cpu: () => ({ ...process.cpuUsage(), t: performance.now() }),
+  wsMasking: () => wsMasking(),
   memory: () => settledMemory(),
   resetStats() {
     fanoutStats.calls = 0;

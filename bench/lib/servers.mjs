@@ -1,4 +1,4 @@
-// The three servers, each with the same two endpoints:
+// The servers, each with the same two endpoints (`ceiling`: echo only):
 //   echo  — every message goes back to its sender with its type;
 //   bcast — subscribers; a message {"count","size","binary"} from any of them makes the
 //           server send `count` messages of `size` bytes to all of them (fan-out).
@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { WebSocketServer as WsServer } from 'ws';
 import { WebSocketServer } from '../../packages/core/dist/index.js';
 import { encodeRecord, RecordParser } from './raw.mjs';
+import { startCeilingServer } from './raw-load.mjs';
 
 const HOST = '127.0.0.1';
 const noop = () => {};
@@ -183,6 +184,9 @@ const servers = {
       },
     };
   },
+
+  /** The raw-socket mode's ceiling: node:net echoing the same WebSocket frames (echo only). */
+  ceiling: () => startCeilingServer(HOST),
 };
 
 export function startServer(kind, options) {
