@@ -26,13 +26,8 @@ import {
   zlibLimiter,
 } from '@wskit/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  createPerMessageDeflate,
-  DEFAULT_LEVEL,
-  sweepIdleCompressors,
-  ZlibLimiter,
-  zlibContexts,
-} from '../src/node/deflate.js';
+import { createPerMessageDeflate, DEFAULT_LEVEL, ZlibLimiter, zlibContexts } from '../src/node/deflate.js';
+import { sweepIdleCompressors } from '../src/node/idle-compressors.js';
 import { computeAccept } from '../src/protocol/handshake.js';
 import type { DeflateParams } from '../src/protocol/permessage-deflate.js';
 

@@ -22,6 +22,7 @@ import {
   sideParams,
 } from '../protocol/permessage-deflate.js';
 import type { MessageCompressor } from './compressor.js';
+import { hold, unhold } from './idle-compressors.js';
 
 /** RFC 7692 §7.2.1: the empty stored block that ends every sync flush. */
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
@@ -142,47 +143,6 @@ export const zlibLimiter = new ZlibLimiter(DEFAULT_ZLIB_CONCURRENCY);
 /** Live zlib contexts (compressors + decompressors) in this process, for leak checks. */
 let liveContexts = 0;
 export const zlibContexts = (): number => liveContexts;
-
-/**
- * Idle compressors give their zlib contexts back. A deflater holds about 260 KiB (its
- * window, hash chains and pending buffer); nothing obliges a sender to refer to earlier
- * messages (context takeover is a permission, RFC 7692 §7.1.1.1), so an idle connection's
- * deflater is closed and the next message starts a new DEFLATE stream at a message
- * boundary, which any peer's decompressor reads (the new blocks simply do not reach back).
- * A decompressor is released only where the peer promised not to refer back (its
- * no_context_takeover) or ended its stream (BFINAL): otherwise its window is still needed.
- *
- * One process-wide timer (unref'd) sweeps every IDLE_SWEEP_MS: a compressor not used since
- * the previous sweep releases its idle contexts, so a context lives 1 to 2 periods idle.
- */
-export const IDLE_SWEEP_MS = 5000;
-
-const holding = new Set<PerMessageDeflate>();
-let sweepTimer: ReturnType<typeof setInterval> | undefined;
-
-function hold(c: PerMessageDeflate): void {
-  holding.add(c);
-  if (sweepTimer === undefined) {
-    sweepTimer = setInterval(sweepIdleCompressors, IDLE_SWEEP_MS);
-    sweepTimer.unref();
-  }
-}
-
-function unhold(c: PerMessageDeflate): void {
-  holding.delete(c);
-  if (holding.size === 0 && sweepTimer !== undefined) {
-    clearInterval(sweepTimer);
-    sweepTimer = undefined;
-  }
-}
-
-/**
- * One sweep (what the timer runs): compressors idle since the previous sweep release their
- * idle zlib contexts; the others are marked idle for the next. Exported for tests.
- */
-export function sweepIdleCompressors(): void {
-  for (const c of [...holding]) c.sweep();
-}
 
 /** Why an operation ended early because the compressor was closed. */
 export const COMPRESSOR_CLOSED = 'The compressor was closed (the connection is closed)';
