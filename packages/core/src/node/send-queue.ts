@@ -13,6 +13,24 @@ import { noop, notOpen, quiet, rejected } from './promises.js';
 const WHOLE: ProtocolSendOptions = Object.freeze({ fin: true });
 const FRAGMENT: ProtocolSendOptions = Object.freeze({ fin: false });
 
+/** The queues whose socket was corked in this tick; uncorkAll() runs once at its end. */
+let corkedQueues: Array<{ uncork(): void }> = [];
+
+function uncorkAll(): void {
+  const queues = corkedQueues;
+  corkedQueues = []; // a queue corked again while these uncork schedules a new tick
+  for (const queue of queues) {
+    try {
+      queue.uncork();
+    } catch (err) {
+      // As uncaught as it was in a tick of its own, without leaving the others corked.
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+}
+
 /** A send accepted by the protocol (reserveSend/reserveEncoded) and not written yet. */
 type QueuedSend =
   | {
@@ -295,11 +313,16 @@ export class SendQueue<Owner extends ObservedConnection> {
     this.corked = true;
     this.tickBacklog = socket.writableLength;
     socket.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      this.pongThisTick = false;
-      socket.uncork();
-    });
+    // One tick for every queue corked in this tick (a publish corks hundreds), not one each.
+    if (corkedQueues.length === 0) process.nextTick(uncorkAll);
+    corkedQueues.push(this);
+  }
+
+  /** The end of the tick: this tick's writes go out. */
+  uncork(): void {
+    this.corked = false;
+    this.pongThisTick = false;
+    this.socket.uncork();
   }
 
   private write(buffers: Buffer[], written?: () => void): Promise<void> {
