@@ -271,43 +271,8 @@ async function runAgainstClient(c: Case): Promise<Run> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  const deflateOption = o.deflate ? o.deflate.client : undefined;
-  let connectError: Error | undefined;
-  const implClosed: Promise<CloseInfo | undefined> = connect(`ws://127.0.0.1:${port}/echo`, {
-    ...implOptions(c),
-    ...(deflateOption ? { perMessageDeflate: deflateOption } : {}),
-  }).then(
-    async (ws) => {
-      // `wskit connect --echo`: every message goes back with its type until the connection ends.
-      for await (const msg of ws) {
-        try {
-          await ws.send(msg.data, { binary: msg.type === 'binary' });
-        } catch {
-          break;
-        }
-      }
-      return ws.closed;
-    },
-    (err: Error) => {
-      connectError = err;
-      return undefined;
-    },
-  );
   try {
-    const peer = await withTimeout(peerPromise, timeout, 'the client handshake').catch((err: Error) => {
-      throw connectError ? new Error(`connect() rejected: ${connectError.message}`) : err;
-    });
-    run.peer = peer;
-    await runCase(c, peer, run);
-    run.implInfo = await withTimeout(
-      implClosed,
-      timeout + (o.closeTimeout ?? 2000),
-      'client-side close',
-    ).catch((err: Error) => {
-      run.failures.push(err.message);
-      return undefined;
-    });
-    if (connectError !== undefined) run.notes.push(`connect() rejected: ${connectError.message}`);
+    await driveOurClient(c, run, port, peerPromise, {});
   } finally {
     for (const s of sockets) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -466,7 +431,6 @@ async function runAgainstServerH2(c: Case): Promise<Run> {
  */
 async function runAgainstClientH2(c: Case): Promise<Run> {
   const o = c.options ?? {};
-  const timeout = o.timeout ?? DEFAULT_TIMEOUT;
   const run: Run = { peer: undefined, implInfo: undefined, notes: [], failures: [], unimplemented: [] };
   const server = h2CreateServer(H2_SESSION);
   const sessions = new Set<{ close(cb?: () => void): void; destroy(): void; closed: boolean }>();
@@ -513,15 +477,42 @@ async function runAgainstClientH2(c: Case): Promise<Run> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
+  try {
+    await driveOurClient(c, run, port, peerPromise, { http2: true }, (ws) => {
+      if (ws.transport !== 'h2') run.failures.push(`our client connected over ${ws.transport}`);
+    });
+  } finally {
+    await Promise.all([...sessions].map(closeSession));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+  return run;
+}
+
+/**
+ * Our client as the implementation under test, like `wskit connect --echo`: it connects to
+ * the peer's server on `port` (with `extra` options), sends every message back with its
+ * type until the connection ends, and the case is played once the peer has its handshake.
+ * Failures and the close seen by our client go into `run`; `check` sees the new WebSocket.
+ */
+async function driveOurClient(
+  c: Case,
+  run: Run,
+  port: number,
+  peerPromise: Promise<Peer>,
+  extra: { http2?: boolean },
+  check?: (ws: WebSocket) => void,
+): Promise<void> {
+  const o = c.options ?? {};
+  const timeout = o.timeout ?? DEFAULT_TIMEOUT;
   const deflateOption = o.deflate ? o.deflate.client : undefined;
   let connectError: Error | undefined;
   const implClosed: Promise<CloseInfo | undefined> = connect(`ws://127.0.0.1:${port}/echo`, {
     ...implOptions(c),
-    http2: true,
+    ...extra,
     ...(deflateOption ? { perMessageDeflate: deflateOption } : {}),
   }).then(
     async (ws) => {
-      if (ws.transport !== 'h2') run.failures.push(`our client connected over ${ws.transport}`);
+      check?.(ws);
       for await (const msg of ws) {
         try {
           await ws.send(msg.data, { binary: msg.type === 'binary' });
@@ -536,26 +527,18 @@ async function runAgainstClientH2(c: Case): Promise<Run> {
       return undefined;
     },
   );
-  try {
-    const peer = await withTimeout(peerPromise, timeout, 'the client handshake').catch((err: Error) => {
-      throw connectError ? new Error(`connect() rejected: ${connectError.message}`) : err;
-    });
-    run.peer = peer;
-    await runCase(c, peer, run);
-    run.implInfo = await withTimeout(
-      implClosed,
-      timeout + (o.closeTimeout ?? 2000),
-      'client-side close',
-    ).catch((err: Error) => {
+  const peer = await withTimeout(peerPromise, timeout, 'the client handshake').catch((err: Error) => {
+    throw connectError ? new Error(`connect() rejected: ${connectError.message}`) : err;
+  });
+  run.peer = peer;
+  await runCase(c, peer, run);
+  run.implInfo = await withTimeout(implClosed, timeout + (o.closeTimeout ?? 2000), 'client-side close').catch(
+    (err: Error) => {
       run.failures.push(err.message);
       return undefined;
-    });
-    if (connectError !== undefined) run.notes.push(`connect() rejected: ${connectError.message}`);
-  } finally {
-    await Promise.all([...sessions].map(closeSession));
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  return run;
+    },
+  );
+  if (connectError !== undefined) run.notes.push(`connect() rejected: ${connectError.message}`);
 }
 
 async function runCase(c: Case, peer: Peer, run: Run): Promise<void> {
