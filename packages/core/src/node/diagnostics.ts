@@ -90,7 +90,11 @@ export function transportOf(ws: WebSocket): string {
 // ---- handshakes ------------------------------------------------------------------------
 
 /** When each handshake seen by a subscriber started (only filled while someone listens). */
-const handshakeStarts = new WeakMap<Duplex, { request: IncomingMessage; start: number }>();
+interface HandshakeStartOf {
+  request: IncomingMessage;
+  start: number;
+}
+const handshakeStarts = new WeakMap<Duplex, HandshakeStartOf>();
 
 /** True when any handshake channel (plain or tracing) has a subscriber. */
 export function handshakeObserved(): boolean {
@@ -112,14 +116,25 @@ export function publishHandshakeStart(
   }
 }
 
+/** The start recorded for this socket's handshake, forgotten as it is read. */
+function takeStart(socket: Duplex): HandshakeStartOf | undefined {
+  const started = handshakeStarts.get(socket);
+  handshakeStarts.delete(socket);
+  return started;
+}
+
+/** Milliseconds since the handshake started, if its start was recorded. */
+function sinceStart(started: HandshakeStartOf | undefined): number | undefined {
+  return started === undefined ? undefined : performance.now() - started.start;
+}
+
 export function publishHandshakeAccept(
   server: DiagnosticsServer,
   request: IncomingMessage,
   socket: Duplex,
   ws: WebSocket,
 ): void {
-  const started = handshakeStarts.get(socket);
-  handshakeStarts.delete(socket);
+  const started = takeStart(socket);
   if (!channels.handshakeAccept.hasSubscribers) return;
   channels.handshakeAccept.publish({
     server,
@@ -128,7 +143,7 @@ export function publishHandshakeAccept(
     route: ws.route,
     protocol: ws.protocol,
     extensions: ws.extensions,
-    duration: started === undefined ? undefined : performance.now() - started.start,
+    duration: sinceStart(started),
   });
 }
 
@@ -138,8 +153,7 @@ export function publishHandshakeRefuse(
   status: number,
   body: string,
 ): void {
-  const started = handshakeStarts.get(socket);
-  handshakeStarts.delete(socket);
+  const started = takeStart(socket);
   if (!channels.handshakeRefuse.hasSubscribers) return;
   channels.handshakeRefuse.publish({
     server,
@@ -147,7 +161,7 @@ export function publishHandshakeRefuse(
     socket,
     status,
     reason: body.endsWith('\n') ? body.slice(0, -1) : body,
-    duration: started === undefined ? undefined : performance.now() - started.start,
+    duration: sinceStart(started),
   });
 }
 
