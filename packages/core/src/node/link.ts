@@ -179,6 +179,7 @@ export class Link<W extends LinkOwner> {
   private processInbound(): void {
     if (this.processing) return;
     this.processing = true;
+    const batch = this.sender.beginBatch();
     try {
       for (let e = this.nextEvent(); e !== undefined; e = this.nextEvent()) this.handleEvent(e);
     } catch (err) {
@@ -187,6 +188,7 @@ export class Link<W extends LinkOwner> {
       this.processing = false;
     }
     if (!this.finished) this.sender.flushQuietly();
+    if (batch) this.sender.uncork();
   }
 
   private nextEvent(): ProtocolEvent | undefined {

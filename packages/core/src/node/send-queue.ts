@@ -13,6 +13,9 @@ import { noop, notOpen, quiet, rejected } from './promises.js';
 const WHOLE: ProtocolSendOptions = Object.freeze({ fin: true });
 const FRAGMENT: ProtocolSendOptions = Object.freeze({ fin: false });
 
+/** Settled once: every send handed over at once returns it (no promise per message). */
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /** The queues whose socket was corked in this tick; uncorkAll() runs once at its end. */
 let corkedQueues: Array<{ uncork(): void }> = [];
 
@@ -199,7 +202,7 @@ export class SendQueue<Owner extends ObservedConnection> {
   /** Writes what the protocol queued. Resolves when handed over (after 'drain' if needed). */
   flush(): Promise<void> {
     const out = this.proto.takeOutput();
-    if (out.length === 0) return Promise.resolve();
+    if (out.length === 0) return RESOLVED;
     return this.write(out);
   }
 
@@ -318,7 +321,21 @@ export class SendQueue<Owner extends ObservedConnection> {
     corkedQueues.push(this);
   }
 
-  /** The end of the tick: this tick's writes go out. */
+  /**
+   * Sends made while one read's events are handled leave together when they are done,
+   * without waiting for the end of the tick: a request answered at once goes out before
+   * the event loop turns. False when the socket is already corked (the tick uncorks it).
+   */
+  beginBatch(): boolean {
+    if (this.corked || this.dropped) return false;
+    const socket = this.socket;
+    this.corked = true;
+    this.tickBacklog = socket.writableLength;
+    socket.cork();
+    return true;
+  }
+
+  /** The end of the tick (or of a batch): what was written meanwhile goes out. */
   uncork(): void {
     this.corked = false;
     this.pongThisTick = false;
@@ -349,7 +366,7 @@ export class SendQueue<Owner extends ObservedConnection> {
       this.host.streamEnded();
     }
     this.checkBackpressure();
-    if (ok) return Promise.resolve();
+    if (ok) return RESOLVED;
     if (this.drainWaiters === undefined && channels.backpressure.hasSubscribers)
       diag.highWater(this.owner, this.socket);
     return new Promise((resolve) => {
