@@ -46,6 +46,24 @@ describe('masking large payloads', () => {
     }
   });
 
+  it('masks like a byte-by-byte XOR around the word-loop threshold, at every alignment', () => {
+    const mask = Uint8Array.of(0x5a, 0xc3, 0x0f, 0x99);
+    for (let size = 0; size <= 300; size++) {
+      for (let offset = 0; offset < 8; offset++) {
+        for (let phase = 0; phase < 4; phase++) {
+          const backing = Buffer.alloc(offset + size + 9, 0xee);
+          const data = pattern(size, 31 * size + offset + 1);
+          data.copy(backing, offset);
+          const view = backing.subarray(offset, offset + size);
+          applyMask(view, mask, phase);
+          if (!view.equals(naiveMask(data, mask, phase)) || backing[offset + size] !== 0xee)
+            expect.fail(`size ${size} @${offset} phase ${phase}`);
+          if (offset > 0 && backing[offset - 1] !== 0xee) expect.fail(`wrote before @${offset}`);
+        }
+      }
+    }
+  });
+
   it('unmasking a large payload piece by piece equals unmasking it at once', () => {
     fc.assert(
       fc.property(
