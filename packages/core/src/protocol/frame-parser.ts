@@ -1,6 +1,6 @@
 import { protocolError, tooBig, WebSocketError } from './errors.js';
 import { type Frame, isControlOpcode, isKnownOpcode, MAX_CONTROL_PAYLOAD, Rsv } from './frame.js';
-import { applyMask, copyMasked } from './mask.js';
+import { applyMask } from './mask.js';
 import { PieceCollector } from './piece-collector.js';
 
 export interface FrameHeader {
@@ -171,13 +171,13 @@ export class FrameParser {
         this.pieces?.moveTo(whole);
         this.whole = whole;
       }
+      // Unmasked in place while the read is still in the cache, then copied if need be.
+      if (header.masked) applyMask(piece, maskBytes(this.maskKey), at);
       let unmasked = piece;
       if (whole !== undefined) {
-        if (header.masked) copyMasked(piece, whole, at, maskBytes(this.maskKey), at);
-        else piece.copy(whole, at);
+        piece.copy(whole, at);
         unmasked = whole.subarray(at, at + n);
       } else {
-        if (header.masked) applyMask(piece, maskBytes(this.maskKey), at);
         this.pieces ??= new PieceCollector();
         this.pieces.add(piece, header.length - at - n);
       }

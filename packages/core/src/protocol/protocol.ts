@@ -232,6 +232,7 @@ export class Protocol {
 
   // ---- inbound -------------------------------------------------------------------------
 
+  /** Bytes from the peer; the engine owns `chunk` from now on (it unmasks in place). */
   receiveData(chunk: Buffer): void {
     // RFC 6455 §5.5.1: nothing is processed after the peer's Close frame.
     if (this.closeReceived !== undefined || this.failure !== undefined || this.state === ReadyState.CLOSED)
