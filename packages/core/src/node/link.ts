@@ -2,7 +2,13 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close-codes.js';
 import { WebSocketError } from '../protocol/errors.js';
 import { Opcode } from '../protocol/frame.js';
-import { Protocol, type ProtocolEvent, ReadyState } from '../protocol/protocol.js';
+import {
+  Protocol,
+  type ProtocolEvent,
+  type ProtocolOptions,
+  ReadyState,
+  type Side,
+} from '../protocol/protocol.js';
 import { ClosedSignal } from './closed-signal.js';
 import { ClosingTimers } from './closing-timers.js';
 import type { MessageCompressor } from './compressor.js';
@@ -75,17 +81,7 @@ export class Link<W extends LinkOwner> {
     this.clock = init.clock ?? systemClock;
     this.compressor = init.compressor;
     this.lastActivity = this.clock.now();
-    this.proto = new Protocol({
-      side: init.side,
-      maxFrameSize: this.opts.maxFrameSize,
-      maxMessageSize: this.opts.maxMessageSize,
-      maxFragments: this.opts.maxFragments,
-      compression: init.compressor !== undefined,
-      // Replies to the messages received before a violation, or right before the peer's
-      // Close, go out before our Close.
-      holdCloseOnFailure: true,
-      holdCloseReply: true,
-    });
+    this.proto = new Protocol(protocolOptions(this.opts, init.side, init.compressor !== undefined));
     if (init.compressor !== undefined)
       this.proto.inflater = createInflater(this.proto, init.compressor, this);
     this.sender = new SendQueue<W>(this);
@@ -441,4 +437,32 @@ export class Link<W extends LinkOwner> {
     // Never throw from an 'error' nobody listens to.
     if (this.owner.listenerCount('error') > 0) this.owner.emit('error', err);
   }
+}
+
+/** The engine's options, one object per connection options, side and compression (the engine keeps it). */
+const protocolOptionsCache = new WeakMap<object, Map<string, ProtocolOptions>>();
+
+function protocolOptions<W>(opts: ConnectionSettings<W>, side: Side, compression: boolean): ProtocolOptions {
+  let bySide = protocolOptionsCache.get(opts);
+  if (bySide === undefined) {
+    bySide = new Map();
+    protocolOptionsCache.set(opts, bySide);
+  }
+  const key = `${side}${compression ? '+deflate' : ''}`;
+  let options = bySide.get(key);
+  if (options === undefined) {
+    options = Object.freeze({
+      side,
+      maxFrameSize: opts.maxFrameSize,
+      maxMessageSize: opts.maxMessageSize,
+      maxFragments: opts.maxFragments,
+      compression,
+      // Replies to the messages received before a violation, or right before the peer's
+      // Close, go out before our Close.
+      holdCloseOnFailure: true,
+      holdCloseReply: true,
+    });
+    bySide.set(key, options);
+  }
+  return options;
 }

@@ -130,8 +130,10 @@ export class Protocol {
 
   /** The connection's yes/no facts, one bit each (Flag): idle connections stay small. */
   private flags = 0;
-  private readonly parser: AssemblingParser;
-  private readonly assembler: MessageAssembler;
+  /** The parser and assembler, created when the first bytes arrive (idle connections are cheaper). */
+  private parserState: AssemblingParser | undefined;
+  private assemblerState: MessageAssembler | undefined;
+  private readonly options: ProtocolOptions;
   /** What to write; NO_OUTPUT (shared, never written to) while empty: see out(). */
   private output: Buffer[] = NO_OUTPUT;
   /** Events not taken yet; NO_EVENTS (shared, never written to) while empty: see pushEvent(). */
@@ -156,18 +158,27 @@ export class Protocol {
     this.setFlag(Flag.compression, options.compression ?? false);
     this.setFlag(Flag.holdCloseOnFailure, options.holdCloseOnFailure ?? false);
     this.setFlag(Flag.holdCloseReply, options.holdCloseReply ?? false);
-    this.assembler = new MessageAssembler(
-      options.maxMessageSize ?? DEFAULT_MAX_SIZE,
-      options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+    this.options = options;
+  }
+
+  private get assembler(): MessageAssembler {
+    this.assemblerState ??= new MessageAssembler(
+      this.options.maxMessageSize ?? DEFAULT_MAX_SIZE,
+      this.options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
     );
-    this.parser = new AssemblingParser(
+    return this.assemblerState;
+  }
+
+  private get parser(): AssemblingParser {
+    this.parserState ??= new AssemblingParser(
       {
-        side: options.side,
-        maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_SIZE,
+        side: this.side,
+        maxFrameSize: this.options.maxFrameSize ?? DEFAULT_MAX_SIZE,
         allowedRsv: this.is(Flag.compression) ? Rsv.RSV1 : 0,
       },
       this.assembler,
     );
+    return this.parserState;
   }
 
   /** The peer ended its side of TCP. */
@@ -200,12 +211,12 @@ export class Protocol {
   }
 
   get maxMessageSize(): number {
-    return this.assembler.maxMessageSize;
+    return this.assemblerState?.maxMessageSize ?? this.options.maxMessageSize ?? DEFAULT_MAX_SIZE;
   }
 
   /** Bytes received and held by the parser. */
   get bufferedInbound(): number {
-    return this.parser.bufferedAmount;
+    return this.parserState?.bufferedAmount ?? 0;
   }
 
   /** A compressed message is being inflated (no event comes out until it is done). */
@@ -308,7 +319,7 @@ export class Protocol {
     this.inflateBatch = undefined;
     this.heldFrames = undefined;
     this.heldBytes = 0;
-    this.parser.discard(); // nothing received is processed after the connection is gone
+    this.parserState?.discard(); // nothing received is processed after the connection is gone
   }
 
   // ---- outbound ------------------------------------------------------------------------
@@ -522,7 +533,7 @@ export class Protocol {
     if (this.state === ReadyState.CLOSED) return false;
     let frame: Frame | null;
     try {
-      frame = this.parser.next();
+      frame = this.parserState?.next() ?? null;
     } catch (err) {
       this.failReceived(asWebSocketError(err));
       return true; // the error event is queued
@@ -588,7 +599,7 @@ export class Protocol {
         const { code, reason } = parseClosePayload(frame.payload);
         this.closeReceived = { code, reason };
         this.inflateBatch = undefined;
-        this.parser.discard(); // RFC 6455 §5.5.1: nothing after the Close is processed
+        this.parserState?.discard(); // RFC 6455 §5.5.1: nothing after the Close is processed
         this.pushEvent({ type: 'close', code, reason });
         if (this.closeSent !== undefined) {
           this.endStreamWhenDone();
@@ -664,7 +675,7 @@ export class Protocol {
     if (this.events.length > 0 || this.inflateBatch !== undefined) return false;
     if (this.pendingClose !== undefined && this.reservations !== undefined) return false;
     if (this.closeReceived !== undefined || this.failure !== undefined) return true;
-    return this.parser.peekComplete() === -1;
+    return (this.parserState?.peekComplete() ?? -1) === -1;
   }
 
   /** Checks the fragment sequence of an outgoing message and says how to frame it. */
@@ -721,7 +732,7 @@ export class Protocol {
     this.setFlag(Flag.inflating, false);
     this.inflateBatch = undefined;
     this.setFlag(Flag.closeReplyHeld, false);
-    this.parser.discard(); // nothing more is read from a failed connection
+    this.parserState?.discard(); // nothing more is read from a failed connection
     this.pushEvent({ type: 'error', error });
     if (this.closeSent !== undefined || this.state === ReadyState.CLOSED) {
       this.endStreamWhenDone();
