@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyMask, copyMasked } from '../src/protocol/mask.js';
+import { alignedFrame, applyMask, copyMasked } from '../src/protocol/mask.js';
 
 const LARGE = 4096;
 
@@ -60,6 +60,39 @@ describe('masking large payloads', () => {
             expect.fail(`size ${size} @${offset} phase ${phase}`);
           if (offset > 0 && backing[offset - 1] !== 0xee) expect.fail(`wrote before @${offset}`);
         }
+      }
+    }
+  });
+
+  it('copyMasked equals a byte-by-byte XOR at every source and target alignment', () => {
+    const mask = Uint8Array.of(0x11, 0xa2, 0x3c, 0xd4);
+    for (const size of [0, 7, 191, 192, 193, 200, 1000, 16_391]) {
+      for (let from = 0; from < 8; from++) {
+        for (let to = 0; to < 8; to++) {
+          const phase = (from + to) & 3;
+          const source = Buffer.alloc(from + size);
+          pattern(size, size + from).copy(source, from);
+          const view = source.subarray(from);
+          const before = Buffer.from(view);
+          const target = Buffer.alloc(to + size + 3, 0xee);
+          copyMasked(view, target, to, mask, phase);
+          if (!target.subarray(to, to + size).equals(naiveMask(before, mask, phase)))
+            expect.fail(`size ${size} from @${from} to @${to}`);
+          if (!view.equals(before)) expect.fail('the source changed');
+          if (!target.subarray(0, to).every((b) => b === 0xee)) expect.fail('wrote before the offset');
+          if (!target.subarray(to + size).every((b) => b === 0xee)) expect.fail('wrote past the end');
+        }
+      }
+    }
+  });
+
+  it('alignedFrame puts the payload at the alignment of the source', () => {
+    for (const headerSize of [6, 8, 14]) {
+      for (let from = 0; from < 8; from++) {
+        const payload = Buffer.alloc(from + 4096).subarray(from);
+        const frame = alignedFrame(headerSize, payload);
+        expect(frame.length).toBe(headerSize + 4096);
+        expect((frame.byteOffset + headerSize) & 7).toBe(payload.byteOffset & 7);
       }
     }
   });

@@ -1,5 +1,5 @@
 import type { Frame } from './frame.js';
-import { copyMasked, nextMaskKey } from './mask.js';
+import { alignedFrame, copyMasked, nextMaskKey } from './mask.js';
 
 /**
  * Payloads up to this size are copied next to their header, so a frame is one buffer.
@@ -96,7 +96,7 @@ export function encodeFrameInto(
   const key = masked ? (maskKey ?? nextMaskKey()) : undefined;
   const hsize = headerSize(len, key !== undefined);
   if (key !== undefined || len <= COALESCE_LIMIT) {
-    const bytes = Buffer.allocUnsafe(hsize + len);
+    const bytes = key !== undefined ? alignedFrame(hsize, payload) : Buffer.allocUnsafe(hsize + len);
     writeHeaderOf(bytes, 0, fin, rsv, opcode, key, len);
     if (len > 0) {
       if (key !== undefined) copyMasked(payload, bytes, hsize, key);
