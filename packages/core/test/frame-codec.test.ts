@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Opcode } from '../src/protocol/frame.js';
-import { encodeFrame, headerSize, writeHeader } from '../src/protocol/frame-writer.js';
+import { encodeFrame, encodeFrameInto, headerSize, writeHeader } from '../src/protocol/frame-writer.js';
 import { applyMask, nextMaskKey } from '../src/protocol/mask.js';
 import { bytewise, encode, hex, mkFrame, parseChunks, RFC_MASK } from './helpers.js';
 
@@ -76,6 +76,25 @@ describe('RFC 6455 §5.7 examples', () => {
       }
     });
   }
+
+  it('an owned payload is masked in place and sent after its header, the same bytes on the wire', () => {
+    for (const size of [1025, 4096, 70_001]) {
+      const payload = Buffer.from('é'.repeat(size).slice(0, size), 'utf8').subarray(0, size);
+      const expected = Buffer.concat(encodeFrame(mkFrame(Opcode.TEXT, payload, { masked: true }), RFC_MASK));
+      const owned = Buffer.from(payload);
+      const out: Buffer[] = [];
+      encodeFrameInto(out, true, 0, Opcode.TEXT, true, owned, RFC_MASK, true);
+      expect(out).toHaveLength(2);
+      expect(out[1]).toBe(owned); // no copy: the payload itself, masked
+      expect(Buffer.concat(out).equals(expected)).toBe(true);
+      // Small payloads are still copied next to their header (one buffer, caller's untouched).
+      const small = Buffer.from('hello');
+      const one: Buffer[] = [];
+      encodeFrameInto(one, true, 0, Opcode.TEXT, true, small, RFC_MASK, true);
+      expect(one).toHaveLength(1);
+      expect(small.toString()).toBe('hello');
+    }
+  });
 
   it('the RFC masked "Hello" payload is the unmasked bytes XOR 37 fa 21 3d', () => {
     const masked = Buffer.from(hello);

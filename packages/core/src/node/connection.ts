@@ -146,7 +146,8 @@ export class WebSocket extends EventEmitter {
       const compress = proto.sendingFragments
         ? proto.sendingCompressed
         : options.compress !== false && payload.length >= (compressor?.threshold ?? Infinity);
-      return sender.send(opcode, payload, options.fin ?? true, compress);
+      // A string's bytes are a fresh copy: a client may mask them in place.
+      return sender.send(opcode, payload, options.fin ?? true, compress, typeof data === 'string');
     } catch (err) {
       return rejected(err);
     }

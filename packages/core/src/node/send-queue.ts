@@ -12,6 +12,8 @@ import { noop, notOpen, quiet, rejected } from './promises.js';
 /** Send options shared by every send: no object per message. */
 const WHOLE: ProtocolSendOptions = Object.freeze({ fin: true });
 const FRAGMENT: ProtocolSendOptions = Object.freeze({ fin: false });
+/** A whole message whose payload was encoded for this send (the engine may mask it in place). */
+const WHOLE_OWNED: ProtocolSendOptions = Object.freeze({ fin: true, owned: true });
 
 /** Settled once: every send handed over at once returns it (no promise per message). */
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -142,9 +144,10 @@ export class SendQueue<Owner extends ObservedConnection> {
    * Sends a message or fragment: at once when nothing waits and it needs no compression,
    * otherwise in order behind the others. Throws what the protocol refuses.
    */
-  send(opcode: DataOpcode, payload: Buffer, fin: boolean, compress: boolean): Promise<void> {
+  send(opcode: DataOpcode, payload: Buffer, fin: boolean, compress: boolean, owned = false): Promise<void> {
     if (!compress && !this.proto.sendsReserved) {
-      this.proto.send(opcode, payload, fin ? WHOLE : FRAGMENT);
+      const options = fin ? (owned ? WHOLE_OWNED : WHOLE) : FRAGMENT;
+      this.proto.send(opcode, payload, options);
       diag.noteSent(this.owner, opcode, payload.length, fin, -1);
       return this.flush();
     }

@@ -1,5 +1,5 @@
 import type { Frame } from './frame.js';
-import { alignedFrame, copyMasked, nextMaskKey } from './mask.js';
+import { alignedFrame, applyMask, copyMasked, nextMaskKey } from './mask.js';
 
 /**
  * Payloads up to this size are copied next to their header, so a frame is one buffer.
@@ -91,10 +91,19 @@ export function encodeFrameInto(
   masked: boolean,
   payload: Buffer,
   maskKey?: Uint8Array,
+  /** The payload may be masked in place (it is the caller's own copy). */
+  owned = false,
 ): void {
   const len = payload.length;
   const key = masked ? (maskKey ?? nextMaskKey()) : undefined;
   const hsize = headerSize(len, key !== undefined);
+  if (key !== undefined && owned && len > COALESCE_LIMIT) {
+    const header = Buffer.allocUnsafe(hsize);
+    writeHeaderOf(header, 0, fin, rsv, opcode, key, len);
+    applyMask(payload, key);
+    out.push(header, payload);
+    return;
+  }
   if (key !== undefined || len <= COALESCE_LIMIT) {
     const bytes = key !== undefined ? alignedFrame(hsize, payload) : Buffer.allocUnsafe(hsize + len);
     writeHeaderOf(bytes, 0, fin, rsv, opcode, key, len);

@@ -72,6 +72,11 @@ export interface ProtocolSendOptions {
   fin?: boolean;
   /** Payload is already deflated (RFC 7692): sets RSV1 on the message's first frame. */
   compressed?: boolean;
+  /**
+   * The payload is the engine's to change (e.g. freshly encoded from a string): a client
+   * masks a large one in place instead of copying it next to the header.
+   */
+  owned?: boolean;
 }
 
 export const DEFAULT_MAX_SIZE = 1024 * 1024;
@@ -342,7 +347,7 @@ export class Protocol {
       // The common case, a whole uncompressed message that no stage rewrites: straight
       // to the output, with no Frame object on the way.
       this.setFlag(Flag.outgoingCompressed, false);
-      encodeFrameInto(this.out(), true, 0, opcode, this.side === 'client', payload);
+      encodeFrameInto(this.out(), true, 0, opcode, this.side === 'client', payload, undefined, options.owned);
       return;
     }
     const r = this.accept(opcode, options);
