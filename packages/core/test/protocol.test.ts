@@ -237,6 +237,23 @@ describe.each(SIDES)('Protocol (%s): violations', (side) => {
       expect(p.failure).toBeUndefined();
     });
 
+    it('limits are those of the options at construction, even if that object changes later', () => {
+      // The parser and assembler are created on the first bytes: they must not read a
+      // caller's options object that was reused and changed since.
+      const options: ProtocolOptions = { side, maxFrameSize: 100, maxMessageSize: 10, maxFragments: 2 };
+      const p = new Protocol(options);
+      const q = new Protocol(options);
+      options.maxFrameSize = 1 << 20;
+      options.maxMessageSize = 1 << 20;
+      options.maxFragments = 1000;
+      expect(p.maxMessageSize).toBe(10);
+      expectFailure(p, [peer(Opcode.BINARY, 'x'.repeat(11))], 1009);
+      expectFailure(q, [peer(Opcode.BINARY, 'x'.repeat(101))], 1009);
+      const r = new Protocol(options);
+      r.receiveData(peer(Opcode.TEXT, 'y'.repeat(101)));
+      expect(messages(r.takeEvents())).toEqual([{ opcode: 1, data: 'y'.repeat(101) }]);
+    });
+
     it('control frames interleaved with fragments are delivered in order', () => {
       const p = make(side);
       const bytes = Buffer.concat([

@@ -163,7 +163,9 @@ export class Protocol {
     this.setFlag(Flag.compression, options.compression ?? false);
     this.setFlag(Flag.holdCloseOnFailure, options.holdCloseOnFailure ?? false);
     this.setFlag(Flag.holdCloseReply, options.holdCloseReply ?? false);
-    this.options = options;
+    // The limits are read when the first bytes arrive: a caller's object that may still
+    // change is copied now (Link passes one frozen object per route and side).
+    this.options = Object.isFrozen(options) ? options : { ...options };
   }
 
   private get assembler(): MessageAssembler {
