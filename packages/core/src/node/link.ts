@@ -177,14 +177,19 @@ export class Link<W extends LinkOwner> {
     this.processing = true;
     const batch = this.sender.beginBatch();
     try {
-      for (let e = this.nextEvent(); e !== undefined; e = this.nextEvent()) this.handleEvent(e);
-    } catch (err) {
-      this.internalError(err);
+      try {
+        for (let e = this.nextEvent(); e !== undefined; e = this.nextEvent()) this.handleEvent(e);
+      } catch (err) {
+        this.internalError(err);
+      } finally {
+        this.processing = false;
+      }
+      if (!this.finished) this.sender.flushQuietly();
     } finally {
-      this.processing = false;
+      // No tick uncorks a batch: whatever escapes (a logger or onBackpressure that
+      // throws), the socket must not stay corked.
+      if (batch) this.sender.uncork();
     }
-    if (!this.finished) this.sender.flushQuietly();
-    if (batch) this.sender.uncork();
   }
 
   private nextEvent(): ProtocolEvent | undefined {

@@ -52,4 +52,33 @@ describe('replies written from a message handler', () => {
     ws?.terminate();
     await wss.close();
   });
+
+  it('leave the socket uncorked when something throws out of the read', async () => {
+    const failing = {
+      debug() {},
+      info() {},
+      warn() {},
+      error() {
+        throw new Error('logger down');
+      },
+    };
+    const wss = new WebSocketServer({ pingInterval: 0, connectionTimeout: 0, logger: failing });
+    const socket = new RecordingSocket();
+    const ws = await wss.handleUpgrade(upgradeRequest(), socket, Buffer.alloc(0), (conn) => {
+      conn.on('ping', () => {
+        throw new Error('listener failed'); // reported through the logger, which throws
+      });
+    });
+    expect(ws).not.toBeNull();
+    await new Promise((resolve) => setImmediate(resolve));
+    const ping = frameBytes({ opcode: 9, payload: Buffer.from('p') }, true);
+    expect(() => socket.push(ping)).toThrow('logger down');
+    expect(socket.writableCorked).toBe(0);
+    const before = socket.written.length;
+    await ws?.send('still here');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Buffer.concat(socket.written.slice(before)).toString('latin1')).toContain('still here');
+    ws?.terminate();
+    await wss.close();
+  });
 });
