@@ -2,19 +2,14 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close-codes.js';
 import { WebSocketError } from '../protocol/errors.js';
 import { Opcode } from '../protocol/frame.js';
-import {
-  Protocol,
-  type ProtocolEvent,
-  type ProtocolOptions,
-  ReadyState,
-  type Side,
-} from '../protocol/protocol.js';
+import { Protocol, type ProtocolEvent, ReadyState } from '../protocol/protocol.js';
 import { ClosedSignal } from './closed-signal.js';
 import { ClosingTimers } from './closing-timers.js';
 import type { MessageCompressor } from './compressor.js';
 import type { CloseInfo, ConnectionInitOf, ConnectionSettings } from './connection-types.js';
 import * as diag from './diagnostics.js';
 import { channels, type ObservedConnection, tracing } from './diagnostics.js';
+import { protocolOptions } from './engine-options.js';
 import { IdleTimer } from './idle-timer.js';
 import { consumeInOrder, Inbox } from './inbox.js';
 import { createInflater } from './inflater.js';
@@ -442,38 +437,4 @@ export class Link<W extends LinkOwner> {
     // Never throw from an 'error' nobody listens to.
     if (this.owner.listenerCount('error') > 0) this.owner.emit('error', err);
   }
-}
-
-/** The engine's options, one object per connection options, side and compression (the engine keeps it). */
-const protocolOptionsCache = new WeakMap<object, Map<string, ProtocolOptions>>();
-
-function protocolOptions<W>(opts: ConnectionSettings<W>, side: Side, compression: boolean): ProtocolOptions {
-  // A client's options are its own (connect() resolves them per call): nothing to share.
-  if (side === 'client') return engineOptions(opts, side, compression);
-  let bySide = protocolOptionsCache.get(opts);
-  if (bySide === undefined) {
-    bySide = new Map();
-    protocolOptionsCache.set(opts, bySide);
-  }
-  const key = compression ? 'deflate' : 'plain';
-  let options = bySide.get(key);
-  if (options === undefined) {
-    options = engineOptions(opts, side, compression);
-    bySide.set(key, options);
-  }
-  return options;
-}
-
-function engineOptions<W>(opts: ConnectionSettings<W>, side: Side, compression: boolean): ProtocolOptions {
-  return Object.freeze({
-    side,
-    maxFrameSize: opts.maxFrameSize,
-    maxMessageSize: opts.maxMessageSize,
-    maxFragments: opts.maxFragments,
-    compression,
-    // Replies to the messages received before a violation, or right before the peer's
-    // Close, go out before our Close.
-    holdCloseOnFailure: true,
-    holdCloseReply: true,
-  });
 }
