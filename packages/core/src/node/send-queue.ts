@@ -315,10 +315,7 @@ export class SendQueue<Owner extends ObservedConnection> {
   /** Many small writes in one tick leave in one syscall (writev on uncork). */
   private cork(): void {
     if (this.corked) return;
-    const socket = this.socket;
-    this.corked = true;
-    this.tickBacklog = socket.writableLength;
-    socket.cork();
+    this.corkSocket();
     // One tick for every queue corked in this tick (a publish corks hundreds), not one each.
     if (corkedQueues.length === 0) process.nextTick(uncorkAll);
     corkedQueues.push(this);
@@ -331,11 +328,15 @@ export class SendQueue<Owner extends ObservedConnection> {
    */
   beginBatch(): boolean {
     if (this.corked || this.dropped) return false;
+    this.corkSocket();
+    return true;
+  }
+
+  private corkSocket(): void {
     const socket = this.socket;
     this.corked = true;
     this.tickBacklog = socket.writableLength;
     socket.cork();
-    return true;
   }
 
   /** The end of the tick (or of a batch): what was written meanwhile goes out. */

@@ -97,24 +97,20 @@ export function encodeFrameInto(
   const len = payload.length;
   const key = masked ? (maskKey ?? nextMaskKey()) : undefined;
   const hsize = headerSize(len, key !== undefined);
-  if (key !== undefined && owned && len > COALESCE_LIMIT) {
+  // A large payload goes after its header as it is: unmasked, or masked in place when
+  // it is the caller's own copy. Anything else is copied (masked) next to its header.
+  if (len > COALESCE_LIMIT && (key === undefined || owned)) {
     const header = Buffer.allocUnsafe(hsize);
     writeHeaderOf(header, 0, fin, rsv, opcode, key, len);
-    applyMask(payload, key);
+    if (key !== undefined) applyMask(payload, key);
     out.push(header, payload);
     return;
   }
-  if (key !== undefined || len <= COALESCE_LIMIT) {
-    const bytes = key !== undefined ? alignedFrame(hsize, payload) : Buffer.allocUnsafe(hsize + len);
-    writeHeaderOf(bytes, 0, fin, rsv, opcode, key, len);
-    if (len > 0) {
-      if (key !== undefined) copyMasked(payload, bytes, hsize, key);
-      else bytes.set(payload, hsize);
-    }
-    out.push(bytes);
-    return;
+  const bytes = key !== undefined ? alignedFrame(hsize, payload) : Buffer.allocUnsafe(hsize + len);
+  writeHeaderOf(bytes, 0, fin, rsv, opcode, key, len);
+  if (len > 0) {
+    if (key !== undefined) copyMasked(payload, bytes, hsize, key);
+    else bytes.set(payload, hsize);
   }
-  const header = Buffer.allocUnsafe(hsize);
-  writeHeaderOf(header, 0, fin, rsv, opcode, key, len);
-  out.push(header, payload);
+  out.push(bytes);
 }

@@ -17,9 +17,17 @@ function maskWord(mask: Uint8Array, p: number): number {
 /** Below this many bytes the byte loop wins: a typed-array view costs about 100 ns. */
 const WORDS_FROM = 192;
 
-/** The mask repeated over 64 bits, built in place (no BigInt arithmetic per frame). */
+/** Where maskWord64 builds its word: no BigInt arithmetic per frame. */
 const WORD = new BigInt64Array(1);
 const WORD_HALVES = new Uint32Array(WORD.buffer);
+
+/** The 4 mask bytes from phase `p`, twice, as one 64-bit word in host order. */
+function maskWord64(mask: Uint8Array, p: number): bigint {
+  const half = maskWord(mask, p);
+  WORD_HALVES[0] = half;
+  WORD_HALVES[1] = half;
+  return WORD[0]!;
+}
 
 /**
  * Copies `source` into `target` at `offset`, masked with `mask` from `phase` (RFC 6455
@@ -43,10 +51,7 @@ export function copyMasked(
   const head = (8 - (to & 7)) & 7;
   for (let i = 0; i < head; i++) target[offset + i] = source[i]! ^ mask[(i + phase) & 3]!;
   const words = (len - head) >>> 3;
-  const half = maskWord(mask, head + phase);
-  WORD_HALVES[0] = half;
-  WORD_HALVES[1] = half;
-  const word = WORD[0]!;
+  const word = maskWord64(mask, head + phase);
   const from64 = new BigInt64Array(source.buffer, source.byteOffset + head, words);
   const to64 = new BigInt64Array(target.buffer, to + head, words);
   let w = 0;
@@ -90,10 +95,7 @@ export function applyMask(data: Uint8Array, mask: Uint8Array, phase = 0): void {
   const head = (8 - (data.byteOffset & 7)) & 7;
   maskBytes(data, 0, head, mask, phase);
   const words = (len - head) >>> 3;
-  const half = maskWord(mask, head + phase);
-  WORD_HALVES[0] = half;
-  WORD_HALVES[1] = half;
-  const word = WORD[0]!;
+  const word = maskWord64(mask, head + phase);
   const u64 = new BigInt64Array(data.buffer, data.byteOffset + head, words);
   let w = 0;
   for (const end = words - 7; w < end; w += 8) {
