@@ -3,23 +3,20 @@ import { describe, expect, it } from 'vitest';
 import { WebSocketError } from '../src/protocol/errors.js';
 import { type Frame, Opcode } from '../src/protocol/frame.js';
 import { type FrameHeader, FrameParser } from '../src/protocol/frame-parser.js';
-import { bytewise, cutAt, encode, errorCode, hex, mkFrame, parseChunks, summary } from './helpers.js';
+import {
+  bytewise,
+  cutAt,
+  encode,
+  errorCode,
+  hex,
+  mkFrame,
+  parseChunks,
+  pseudoRandomBytes,
+  summary,
+} from './helpers.js';
 
 type Side = 'client' | 'server';
 const masked = (side: Side) => side === 'server';
-
-/** Deterministic pseudo-random content, so big payloads are cheap to generate. */
-function content(len: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafe(len);
-  let x = seed | 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 const smallPayload = fc.uint8Array({ maxLength: 140 }).map((a) => Buffer.from(a));
 const anyPayload = fc.oneof(
@@ -34,7 +31,7 @@ const anyPayload = fc.oneof(
         ),
         seed: fc.integer(),
       })
-      .map(({ len, seed }) => content(len, seed)),
+      .map(({ len, seed }) => pseudoRandomBytes(len, seed)),
   },
 );
 
@@ -205,7 +202,7 @@ describe('FrameParser: buffering', () => {
 describe('FrameParser: large payloads split across reads', () => {
   for (const side of ['server', 'client'] as const) {
     it(`${side}: partial pieces are unmasked, before and after the payload is gathered in one buffer`, () => {
-      const payload = content(50_000, 7);
+      const payload = pseudoRandomBytes(50_000, 7);
       const bytes = encode({ opcode: Opcode.BINARY, fin: true, rsv: 0, masked: masked(side), payload });
       const seen: Buffer[] = [];
       const parser = new FrameParser({
@@ -261,7 +258,9 @@ describe('FrameParser: peekComplete', () => {
       ['server', 70_000],
     ] as Array<[Side, number]>) {
       const bytes = Buffer.concat([
-        encode(mkFrame(Opcode.CONTINUATION, content(len, len), { fin: false, masked: masked(side) })),
+        encode(
+          mkFrame(Opcode.CONTINUATION, pseudoRandomBytes(len, len), { fin: false, masked: masked(side) }),
+        ),
         encode(mkFrame(Opcode.PING, 'p', { masked: masked(side) })),
       ]);
       const first = bytes.length - (masked(side) ? 7 : 3);
@@ -277,7 +276,7 @@ describe('FrameParser: peekComplete', () => {
       p.push(bytes.subarray(first - 1, first));
       expect(p.peekComplete()).toBe(Opcode.CONTINUATION);
       expect(p.peekComplete()).toBe(Opcode.CONTINUATION); // nothing was consumed
-      expect(p.next()?.payload.equals(content(len, len))).toBe(true);
+      expect(p.next()?.payload.equals(pseudoRandomBytes(len, len))).toBe(true);
       expect(p.peekComplete()).toBe(-1);
       p.push(bytes.subarray(first));
       expect(p.peekComplete()).toBe(Opcode.PING);

@@ -150,3 +150,16 @@ export function wire(from: 'client' | 'server', frame: Omit<Frame, 'masked'>): B
 
 export const peerOf = (side: 'client' | 'server'): 'client' | 'server' =>
   side === 'server' ? 'client' : 'server';
+
+/** Deterministic bytes that are not periodic (xorshift), cheap at any size: a wrong mask phase shows. */
+export function pseudoRandomBytes(length: number, seed: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}

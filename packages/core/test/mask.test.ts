@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { alignedFrame, applyMask, copyMasked } from '../src/protocol/mask.js';
+import { pseudoRandomBytes } from './helpers.js';
 
 const LARGE = 4096;
 
@@ -8,19 +9,6 @@ function naiveMask(data: Uint8Array, mask: Uint8Array, phase: number): Uint8Arra
   const out = new Uint8Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = data[i]! ^ mask[(i + phase) % 4]!;
   return out;
-}
-
-/** Bytes that are not periodic, so that a wrong key phase shows. */
-function pattern(length: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
 }
 
 describe('masking large payloads', () => {
@@ -35,7 +23,7 @@ describe('masking large payloads', () => {
       ] as const) {
         const mask = Uint8Array.of(0x81, 0x02, 0xf3, 0x44);
         const backing = Buffer.alloc(offset + size + 8, 0xee);
-        const data = pattern(size, size + offset);
+        const data = pseudoRandomBytes(size, size + offset);
         data.copy(backing, offset);
         const view = backing.subarray(offset, offset + size);
         applyMask(view, mask, phase);
@@ -52,7 +40,7 @@ describe('masking large payloads', () => {
       for (let offset = 0; offset < 8; offset++) {
         for (let phase = 0; phase < 4; phase++) {
           const backing = Buffer.alloc(offset + size + 9, 0xee);
-          const data = pattern(size, 31 * size + offset + 1);
+          const data = pseudoRandomBytes(size, 31 * size + offset + 1);
           data.copy(backing, offset);
           const view = backing.subarray(offset, offset + size);
           applyMask(view, mask, phase);
@@ -71,7 +59,7 @@ describe('masking large payloads', () => {
         for (let to = 0; to < 8; to++) {
           const phase = (from + to) & 3;
           const source = Buffer.alloc(from + size);
-          pattern(size, size + from).copy(source, from);
+          pseudoRandomBytes(size, size + from).copy(source, from);
           const view = source.subarray(from);
           const before = Buffer.from(view);
           const target = Buffer.alloc(to + size + 3, 0xee);
@@ -104,7 +92,7 @@ describe('masking large payloads', () => {
         fc.uint8Array({ minLength: 4, maxLength: 4 }),
         fc.array(fc.nat({ max: 150_000 }), { maxLength: 5 }),
         (size, mask, cuts) => {
-          const data = pattern(size, size);
+          const data = pseudoRandomBytes(size, size);
           const whole = Buffer.from(data);
           applyMask(whole, mask);
           const pieces = Buffer.from(data);
@@ -125,7 +113,7 @@ describe('masking large payloads', () => {
   it('copyMasked writes the masked copy and leaves the source alone', () => {
     for (const size of [0, 5, LARGE - 1, LARGE, 70_001]) {
       const mask = Uint8Array.of(9, 8, 7, 0xf6);
-      const source = pattern(size, 7 + size);
+      const source = pseudoRandomBytes(size, 7 + size);
       const before = Buffer.from(source);
       const target = Buffer.alloc(size + 10, 0xee);
       copyMasked(source, target, 6, mask);
